@@ -1,0 +1,69 @@
+/** The validated configuration, as the rest of the daemon sees it. Mirrors config/schema.ts. */
+export type Auto = "auto";
+
+export interface MqttConfig {
+  url: string;
+  username: string;
+  password: string;
+  clientId: string;
+  protocolVersion: 4 | 5;
+  baseTopic: string;
+  keepaliveSeconds: number;
+  connectTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  streamQos: 0 | 1;
+  sessionExpirySeconds: number;
+  embeddedBroker: "auto" | "never";
+  tls: { ca: string; cert: string; key: string; rejectUnauthorized: boolean };
+  pool: { enabled: boolean; group: string };
+}
+
+export interface ModelConfig {
+  path: string;
+  uri: string;
+  dir: string;
+  downloadTimeoutMs: number;
+  sha256: string;
+}
+
+export interface RuntimeConfig {
+  quantization: string;
+  threads: Auto | number;
+  gpu: "auto" | "cuda" | "vulkan" | "metal" | "off";
+  gpuLayers: Auto | "max" | number;
+  contextSize: Auto | number;
+  parallelSequences: Auto | number;
+  batchSize: Auto | number;
+  useMmap: Auto | boolean;
+  memoryReserveMiB: number;
+}
+
+export interface RequestLimitsConfig {
+  maxPayloadBytes: number;
+  maxPromptBytes: number;
+  maxMessages: number;
+  defaultMaxTokens: number;
+  maxTokensCap: number;
+  defaultTemperature: number;
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  systemPrompt: string;
+}
+
+export interface AppConfig {
+  mqtt: MqttConfig;
+  node: { id: string };
+  model: ModelConfig;
+  runtime: RuntimeConfig;
+  requests: RequestLimitsConfig;
+  scheduler: { maxQueue: number };
+  health: { intervalSeconds: number };
+  homeassistant: { enabled: boolean; discoveryPrefix: string };
+  log: {
+    level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+    pretty: "auto" | "always" | "never";
+  };
+  state: { dir: string };
+  shutdown: { deadlineMs: number };
+}

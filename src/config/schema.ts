@@ -1,0 +1,217 @@
+/**
+ * The configuration schema: the single source of truth for every key, its default, its format and
+ * its documentation. The README's config table is generated from it (scripts/config-table.ts).
+ * Environment variables and CLI flags are derived from the key path (see withEnvAndArgs).
+ */
+export const configSchema = {
+  mqtt: {
+    url: {
+      doc: "Broker URL (mqtt://, mqtts://, ws://, wss://). Left at the default with nothing listening on localhost:1883, the daemon starts an embedded broker on 127.0.0.1.",
+      format: "mqtt-url",
+      default: "mqtt://localhost:1883",
+    },
+    username: { doc: "Broker user name (empty: anonymous).", format: String, default: "" },
+    password: { doc: "Broker password. Never logged.", format: String, default: "", sensitive: true },
+    clientId: {
+      doc: 'MQTT client id (empty: "tinyllama-edge-<node>"). Stable so a persistent session survives restarts.',
+      format: String,
+      default: "",
+    },
+    protocolVersion: {
+      doc: "MQTT protocol version: 5, or 4 (3.1.1) for old brokers.",
+      format: [4, 5],
+      default: 5,
+    },
+    baseTopic: { doc: "First level of every topic.", format: "topic-prefix", default: "tinyllama" },
+    keepaliveSeconds: { doc: "MQTT keep-alive interval.", format: "positive-int", default: 30 },
+    connectTimeoutMs: {
+      doc: "Time allowed for one connection attempt.",
+      format: "positive-int",
+      default: 10000,
+    },
+    reconnectMinMs: {
+      doc: "First reconnect delay; doubles on each failure.",
+      format: "positive-int",
+      default: 1000,
+    },
+    reconnectMaxMs: { doc: "Longest reconnect delay.", format: "positive-int", default: 30000 },
+    streamQos: { doc: "QoS of token stream chunks.", format: [0, 1], default: 0 },
+    sessionExpirySeconds: {
+      doc: "0: clean session on every connect. >0: a persistent session the broker keeps this long, so QoS 1 requests sent while the daemon restarts are delivered when it is back.",
+      format: "non-negative-int",
+      default: 0,
+    },
+    embeddedBroker: {
+      doc: '"auto": start an embedded broker on 127.0.0.1 when mqtt.url is the default and nothing listens there. "never": always use the configured broker.',
+      format: ["auto", "never"],
+      default: "auto",
+    },
+    tls: {
+      ca: { doc: "Path of a CA certificate (PEM) to verify the broker.", format: String, default: "" },
+      cert: { doc: "Path of a client certificate (PEM).", format: String, default: "" },
+      key: {
+        doc: "Path of the client certificate's key (PEM).",
+        format: String,
+        default: "",
+        sensitive: true,
+      },
+      rejectUnauthorized: { doc: "Verify the broker's certificate.", format: Boolean, default: true },
+    },
+    pool: {
+      enabled: {
+        doc: "Subscribe to the shared pool request topic ($share/<group>/<base>/pool/request).",
+        format: Boolean,
+        default: true,
+      },
+      group: {
+        doc: "Shared subscription group (empty: the base topic).",
+        format: "optional-topic-level",
+        default: "",
+      },
+    },
+  },
+  node: {
+    id: {
+      doc: "Node id in topics (empty: the host name, lower-cased, reduced to [a-z0-9_-]).",
+      format: "optional-topic-level",
+      default: "",
+    },
+  },
+  model: {
+    path: {
+      doc: "A local GGUF file to serve. Takes precedence over model.uri.",
+      format: String,
+      default: "",
+    },
+    uri: {
+      doc: "An hf: URI or https URL of a GGUF to download into model.dir (empty: the TinyLlama-1.1B-Chat-v1.0 GGUF of the planned quantization).",
+      format: String,
+      default: "",
+    },
+    dir: { doc: "Where downloaded models are kept.", format: String, default: "models" },
+    downloadTimeoutMs: {
+      doc: "Longest silence from the download server before giving up.",
+      format: "positive-int",
+      default: 60000,
+    },
+    sha256: {
+      doc: "Expected SHA-256 of the model file (empty: no check beyond the GGUF header).",
+      format: String,
+      default: "",
+    },
+  },
+  runtime: {
+    quantization: {
+      doc: 'TinyLlama quantization to use ("auto": chosen for the hardware), e.g. Q4_0, Q4_K_M, Q8_0.',
+      format: String,
+      default: "auto",
+    },
+    threads: {
+      doc: 'Inference threads ("auto": physical performance cores, tuned).',
+      format: "auto-or-positive-int",
+      default: "auto",
+    },
+    gpu: {
+      doc: 'GPU backend: "auto", "cuda", "vulkan", "metal" or "off".',
+      format: ["auto", "cuda", "vulkan", "metal", "off"],
+      default: "auto",
+    },
+    gpuLayers: {
+      doc: 'Layers to offload to the GPU: "auto", "max" or a count.',
+      format: "gpu-layers",
+      default: "auto",
+    },
+    contextSize: {
+      doc: 'Context tokens per sequence ("auto": from memory).',
+      format: "auto-or-positive-int",
+      default: "auto",
+    },
+    parallelSequences: {
+      doc: 'Requests generated at once ("auto": from memory and cores).',
+      format: "auto-or-positive-int",
+      default: "auto",
+    },
+    batchSize: { doc: 'Prompt batch size ("auto").', format: "auto-or-positive-int", default: "auto" },
+    useMmap: {
+      doc: 'Map the model file ("auto": off where llama.cpp repacks weights).',
+      format: "auto-or-boolean",
+      default: "auto",
+    },
+    memoryReserveMiB: {
+      doc: "RAM left for the OS and other services when planning.",
+      format: "non-negative-int",
+      default: 300,
+    },
+  },
+  requests: {
+    maxPayloadBytes: { doc: "Largest request payload accepted.", format: "positive-int", default: 65536 },
+    maxPromptBytes: {
+      doc: "Largest prompt (all messages together) accepted.",
+      format: "positive-int",
+      default: 16384,
+    },
+    maxMessages: { doc: "Most chat messages in one request.", format: "positive-int", default: 64 },
+    defaultMaxTokens: { doc: "max_tokens when a request gives none.", format: "positive-int", default: 256 },
+    maxTokensCap: { doc: "Upper bound for max_tokens.", format: "positive-int", default: 2048 },
+    defaultTemperature: {
+      doc: "temperature when a request gives none.",
+      format: "non-negative-number",
+      default: 0.7,
+    },
+    defaultTimeoutMs: {
+      doc: "timeout_ms when a request gives none.",
+      format: "positive-int",
+      default: 120000,
+    },
+    maxTimeoutMs: { doc: "Upper bound for timeout_ms.", format: "positive-int", default: 600000 },
+    systemPrompt: {
+      doc: "System prompt used when a request gives none.",
+      format: String,
+      default: "You are a concise, helpful assistant for a smart home.",
+    },
+  },
+  scheduler: {
+    maxQueue: {
+      doc: "Requests waiting beyond the running ones; more are answered busy.",
+      format: "non-negative-int",
+      default: 16,
+    },
+  },
+  health: {
+    intervalSeconds: { doc: "Period of the retained health topic.", format: "positive-int", default: 30 },
+  },
+  homeassistant: {
+    enabled: { doc: "Publish Home Assistant MQTT discovery.", format: Boolean, default: true },
+    discoveryPrefix: {
+      doc: "Home Assistant discovery prefix.",
+      format: "topic-prefix",
+      default: "homeassistant",
+    },
+  },
+  log: {
+    level: {
+      doc: "Log level.",
+      format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"],
+      default: "info",
+    },
+    pretty: {
+      doc: '"auto": human-readable logs on a terminal, JSON otherwise (journald).',
+      format: ["auto", "always", "never"],
+      default: "auto",
+    },
+  },
+  state: {
+    dir: {
+      doc: "Where the daemon keeps tuning results and other state.",
+      format: String,
+      default: ".cache/state",
+    },
+  },
+  shutdown: {
+    deadlineMs: {
+      doc: "Longest graceful shutdown before the process is forced to exit.",
+      format: "positive-int",
+      default: 20000,
+    },
+  },
+} as const;
