@@ -1,0 +1,52 @@
+import { hostname } from "node:os";
+import { defaultConfigPath } from "../config/config-path.js";
+import { loadConfig, redactConfig } from "../config/load-config.js";
+import { createDaemon } from "../daemon.js";
+import { isEdgeError } from "../errors.js";
+import { createLogger } from "../logging/logger.js";
+import type { Command } from "./command.js";
+import { printConfigProblems } from "./config-problems.js";
+
+/** `tinyllama-edge start`: runs the daemon until SIGTERM/SIGINT. */
+export const start: Command = async (ctx) => {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig({ argv: ctx.argv, env: ctx.env, defaultConfigPath: defaultConfigPath(ctx.env) });
+  } catch (err) {
+    return printConfigProblems(err);
+  }
+  const { config, configPath } = loaded;
+  const pretty = config.log.pretty === "always" || (config.log.pretty === "auto" && ctx.interactive);
+  const logger = createLogger({ level: config.log.level, pretty });
+  logger.info({ configPath, config: redactConfig(config) }, "starting tinyllama-edge");
+
+  const daemon = createDaemon({
+    config,
+    logger,
+    env: ctx.env,
+    hostname: hostname(),
+    interactive: ctx.interactive,
+  });
+  const stopRequested = new Promise<void>((resolve) => {
+    if (ctx.signal.aborted) resolve();
+    ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  try {
+    await daemon.start(ctx.signal);
+  } catch (err) {
+    if (ctx.signal.aborted) return 0;
+    const code = isEdgeError(err) ? err.code : "internal";
+    logger.fatal({ err, code }, "start failed");
+    return code === "config_invalid" ? 2 : code === "model_does_not_fit" ? 3 : 1;
+  }
+  await stopRequested;
+  // A stop that hangs must not keep a service from restarting: the deadline forces the exit.
+  const deadline = setTimeout(() => {
+    logger.fatal({ deadlineMs: config.shutdown.deadlineMs }, "graceful stop took too long, exiting");
+    process.exit(1);
+  }, config.shutdown.deadlineMs);
+  deadline.unref();
+  await daemon.stop();
+  clearTimeout(deadline);
+  return 0;
+};

@@ -1,0 +1,192 @@
+import { basename } from "node:path";
+import type { AppConfig } from "./config/app-config.js";
+import { EdgeError } from "./errors.js";
+import { type EngineSettings, InferenceEngine } from "./inference/engine.js";
+import type { Logger } from "./logging/logger.js";
+import { checkGgufHeader } from "./model/gguf-check.js";
+import { DEFAULT_BROKER_URL, EmbeddedBroker, isPortListening } from "./mqtt/embedded-broker.js";
+import { type NodeState, statusPayload } from "./mqtt/status.js";
+import { createTopics, nodeIdFromHostname, type Topics } from "./mqtt/topics.js";
+import { type IncomingMessage, MqttTransport, type Subscription } from "./mqtt/transport.js";
+import { RequestService } from "./serving/request-service.js";
+import { ServingStats } from "./serving/serving-stats.js";
+import { SdNotify } from "./supervision/sd-notify.js";
+import { withDeadline } from "./util/deadline.js";
+import { packageVersion } from "./version.js";
+
+export interface DaemonDeps {
+  config: AppConfig;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  hostname: string;
+  interactive: boolean;
+}
+
+export interface Daemon {
+  readonly topics: Topics;
+  /** Resolves once the node is online; rejects on a start failure (after undoing what was started). */
+  start(signal: AbortSignal): Promise<void>;
+  /** Graceful stop in reverse order of start. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Until the hardware plan decides: physical cores, which never oversubscribes the CPU. */
+function provisionalSettings(config: AppConfig, modelPath: string, cores: number): EngineSettings {
+  const pick = <T>(value: T | "auto", fallback: T): T => (value === "auto" ? fallback : value);
+  return {
+    modelPath,
+    threads: pick(config.runtime.threads, cores),
+    gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
+    gpuLayers: config.runtime.gpuLayers,
+    contextSize: pick(config.runtime.contextSize, 2048),
+    sequences: pick(config.runtime.parallelSequences, 1),
+    batchSize: pick(config.runtime.batchSize, 512),
+    useMmap: pick(config.runtime.useMmap, true),
+  };
+}
+
+export function createDaemon(deps: DaemonDeps): Daemon {
+  const { config, logger } = deps;
+  const nodeId = config.node.id || nodeIdFromHostname(deps.hostname);
+  const topics = createTopics({
+    baseTopic: config.mqtt.baseTopic,
+    nodeId,
+    poolGroup: config.mqtt.pool.group,
+    discoveryPrefix: config.homeassistant.discoveryPrefix,
+  });
+  const stats = new ServingStats();
+  const sdNotify = new SdNotify({ env: deps.env, logger: logger.child({ component: "sd-notify" }) });
+  let state: NodeState = "loading";
+  let broker: EmbeddedBroker | undefined;
+  let transport: MqttTransport | undefined;
+  let engine: InferenceEngine | undefined;
+  let service: RequestService | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const publishStatus = async (next: NodeState) => {
+    state = next;
+    await transport?.publish(topics.status, statusPayload(next), { qos: 1, retain: true });
+  };
+
+  const onMessage = (message: IncomingMessage) => {
+    const kind = topics.classify(message.topic);
+    if (kind === "request") {
+      if (service) service.handleRequest(message);
+      else logger.warn({ topic: message.topic }, "request before the model is loaded");
+    } else if (kind === "cancel") {
+      service?.handleCancel(message);
+    }
+  };
+
+  /** The configured broker, or an embedded one for the zero-setup quick start. */
+  async function brokerUrl(): Promise<{ url: string; embedded: boolean }> {
+    const { mqtt } = config;
+    if (mqtt.url !== DEFAULT_BROKER_URL || mqtt.embeddedBroker === "never")
+      return { url: mqtt.url, embedded: false };
+    if (await isPortListening("127.0.0.1", 1883)) return { url: mqtt.url, embedded: false };
+    broker = new EmbeddedBroker();
+    const url = await broker.start(1883);
+    logger.info(
+      { url },
+      "no broker on localhost:1883: started the embedded broker (MQTT 3.1.1, no shared subscriptions)",
+    );
+    return { url, embedded: true };
+  }
+
+  async function start(signal: AbortSignal): Promise<void> {
+    try {
+      const { url, embedded } = await brokerUrl();
+      const mqttConfig = embedded
+        ? { ...config.mqtt, protocolVersion: 4 as const, sessionExpirySeconds: 0 }
+        : config.mqtt;
+      transport = new MqttTransport({
+        logger: logger.child({ component: "mqtt" }),
+        config: mqttConfig,
+        url,
+        clientId: config.mqtt.clientId || `tinyllama-edge-${nodeId}`,
+        will: { topic: topics.status, payload: statusPayload("offline") },
+        onConnect: () => publishStatus(state),
+        onMessage,
+      });
+      await transport.start(signal);
+
+      const modelPath = config.model.path;
+      if (!modelPath) throw new EdgeError("model_unavailable", "set model.path to a GGUF file");
+      const header = await checkGgufHeader(modelPath);
+      const settings = provisionalSettings(config, modelPath, 2);
+      engine = new InferenceEngine({ logger: logger.child({ component: "engine" }), settings });
+      await engine.start();
+      const generator = engine;
+
+      service = new RequestService({
+        logger: logger.child({ component: "requests" }),
+        topics,
+        limits: config.requests,
+        maxQueue: config.scheduler.maxQueue,
+        slots: settings.sequences,
+        streamQos: config.mqtt.streamQos,
+        publish: (topic, payload, options) => transport!.publish(topic, payload, options),
+        generator,
+        stats,
+        modelName: basename(modelPath),
+      });
+      const subscriptions: Subscription[] = [
+        { topic: topics.nodeRequest, qos: 1 },
+        { topic: topics.nodeCancel, qos: 1 },
+      ];
+      if (config.mqtt.pool.enabled && !embedded) {
+        subscriptions.push({ topic: topics.poolRequestShared, qos: 1 }, { topic: topics.poolCancel, qos: 1 });
+      }
+      await transport.subscribe(subscriptions);
+      await transport.publish(
+        topics.info,
+        JSON.stringify({
+          version: packageVersion(),
+          node: nodeId,
+          model: { file: basename(modelPath), name: header.name, architecture: header.architecture },
+          plan: settings,
+          capabilities: {
+            stream: true,
+            json_schema: true,
+            cancel: true,
+            max_queue: config.scheduler.maxQueue,
+            max_parallel: settings.sequences,
+          },
+        }),
+        { qos: 1, retain: true },
+      );
+      await publishStatus("online");
+      sdNotify.ready(`online as ${nodeId}`);
+      logger.info({ node: nodeId, status: topics.status }, "online");
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  }
+
+  async function stopInOrder(): Promise<void> {
+    sdNotify.stopping();
+    logger.info("stopping");
+    await service?.drain();
+    if (transport) {
+      // The broker may be gone: the last will then says offline for us.
+      const published = await withDeadline(
+        publishStatus("offline").then(() => true),
+        2000,
+        false,
+      ).catch(() => false);
+      if (!published) logger.warn("could not publish offline; the last will covers it");
+      await transport.stop();
+    }
+    await engine?.stop();
+    await broker?.stop();
+    logger.info("stopped");
+  }
+
+  function stop(): Promise<void> {
+    stopping ??= stopInOrder();
+    return stopping;
+  }
+
+  return { topics, start, stop };
+}

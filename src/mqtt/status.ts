@@ -1,0 +1,6 @@
+export type NodeState = "loading" | "online" | "offline";
+
+/** The retained status payload; `offline` is also the last will. */
+export function statusPayload(state: NodeState, now: Date = new Date()): string {
+  return JSON.stringify({ state, ts: now.toISOString() });
+}

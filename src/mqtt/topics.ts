@@ -1,0 +1,125 @@
+/**
+ * Every topic the daemon uses is built and parsed here, and nowhere else. Levels that come from
+ * outside (ids, node names) are checked so no topic ever holds a wildcard or an empty level.
+ */
+export const ID_PATTERN = /^(?!_)[A-Za-z0-9_-]{1,64}$/;
+const LEVEL_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const ERRORS_ID = "_errors";
+
+export function isValidId(value: string): boolean {
+  return ID_PATTERN.test(value);
+}
+
+/** A host name reduced to a topic level: lower case, [a-z0-9_-], at most 64 characters. */
+export function nodeIdFromHostname(hostname: string): string {
+  const reduced = hostname
+    .toLowerCase()
+    .split(".")[0]!
+    .replace(/[^a-z0-9_-]/g, "-")
+    .replace(/^[-_]+/, "")
+    .slice(0, 64);
+  return reduced.length > 0 ? reduced : "node";
+}
+
+/** True for a topic a daemon may publish to: no wildcards, no empty level, not a $-topic, no NUL. */
+export function isPublishableTopic(topic: string): boolean {
+  return (
+    topic.length > 0 &&
+    topic.length <= 1024 &&
+    !/[+#\0]/.test(topic) &&
+    !topic.startsWith("$") &&
+    topic.split("/").every((level) => level.length > 0)
+  );
+}
+
+export interface TopicsOptions {
+  baseTopic: string;
+  nodeId: string;
+  poolGroup: string;
+  discoveryPrefix: string;
+}
+
+export type RequestOrigin = "node" | "pool";
+
+export interface Topics {
+  readonly base: string;
+  readonly nodeId: string;
+  readonly status: string;
+  readonly info: string;
+  readonly health: string;
+  readonly nodeRequest: string;
+  readonly nodeCancel: string;
+  readonly poolRequest: string;
+  /** The shared-subscription filter for the pool request topic. */
+  readonly poolRequestShared: string;
+  readonly poolCancel: string;
+  readonly errors: string;
+  readonly homeAssistantStatus: string;
+  /** Default reply topic of a request that named none. */
+  response(origin: RequestOrigin, id: string): string;
+  stream(replyTopic: string): string;
+  discoveryConfig(component: string, objectId: string): string;
+  /** Which subscription a received topic belongs to. */
+  classify(topic: string): "request" | "cancel" | "homeassistant-status" | "unknown";
+  originOf(topic: string): RequestOrigin;
+  /** Topics a request must never redirect replies into. */
+  isReserved(topic: string): boolean;
+}
+
+function assertLevel(name: string, value: string): void {
+  if (!LEVEL_PATTERN.test(value))
+    throw new Error(`${name} ${JSON.stringify(value)} is not a valid topic level`);
+}
+
+export function createTopics(options: TopicsOptions): Topics {
+  const { baseTopic: base, nodeId, discoveryPrefix } = options;
+  assertLevel("node id", nodeId);
+  const group = options.poolGroup || base.replace(/[^A-Za-z0-9_-]/g, "_");
+  assertLevel("pool group", group);
+  const nodeRoot = `${base}/${nodeId}`;
+  const poolRoot = `${base}/pool`;
+  const topics: Topics = {
+    base,
+    nodeId,
+    status: `${nodeRoot}/status`,
+    info: `${nodeRoot}/info`,
+    health: `${nodeRoot}/health`,
+    nodeRequest: `${nodeRoot}/request`,
+    nodeCancel: `${nodeRoot}/cancel`,
+    poolRequest: `${poolRoot}/request`,
+    poolRequestShared: `$share/${group}/${poolRoot}/request`,
+    poolCancel: `${poolRoot}/cancel`,
+    errors: `${nodeRoot}/response/${ERRORS_ID}`,
+    homeAssistantStatus: `${discoveryPrefix}/status`,
+    response(origin, id) {
+      if (!isValidId(id)) throw new Error(`invalid request id ${JSON.stringify(id)}`);
+      return `${origin === "pool" ? poolRoot : nodeRoot}/response/${id}`;
+    },
+    stream(replyTopic) {
+      return `${replyTopic}/stream`;
+    },
+    discoveryConfig(component, objectId) {
+      assertLevel("component", component);
+      assertLevel("object id", objectId);
+      return `${discoveryPrefix}/${component}/${objectId}/config`;
+    },
+    classify(topic) {
+      if (topic === topics.nodeRequest || topic === topics.poolRequest) return "request";
+      if (topic === topics.nodeCancel || topic === topics.poolCancel) return "cancel";
+      if (topic === topics.homeAssistantStatus) return "homeassistant-status";
+      return "unknown";
+    },
+    originOf(topic) {
+      return topic.startsWith(`${poolRoot}/`) ? "pool" : "node";
+    },
+    isReserved(topic) {
+      // Any node's status/info/health/request/cancel, the pool's topics and Home Assistant discovery.
+      if (topic === discoveryPrefix || topic.startsWith(`${discoveryPrefix}/`)) return true;
+      if (!topic.startsWith(`${base}/`)) return false;
+      const rest = topic.slice(base.length + 1).split("/");
+      return rest.length === 2 && ["status", "info", "health", "request", "cancel"].includes(rest[1]!);
+    },
+  };
+  return topics;
+}

@@ -1,0 +1,215 @@
+import { readFileSync } from "node:fs";
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import type { MqttConfig } from "../config/app-config.js";
+import { EdgeError } from "../errors.js";
+import type { Logger } from "../logging/logger.js";
+
+export interface IncomingMessage {
+  topic: string;
+  payload: Buffer;
+  /** MQTT 5 properties of the request, when the sender set them. */
+  responseTopic: string | undefined;
+  correlationData: Buffer | undefined;
+  messageExpirySeconds: number | undefined;
+  receivedAt: number;
+}
+
+export interface PublishOptions {
+  qos: 0 | 1;
+  retain?: boolean;
+  correlationData?: Buffer | undefined;
+}
+
+export interface Subscription {
+  topic: string;
+  qos: 0 | 1;
+}
+
+export interface TransportDeps {
+  logger: Logger;
+  config: MqttConfig;
+  /** The broker URL actually used (the embedded broker's, when one was started). */
+  url: string;
+  clientId: string;
+  will: { topic: string; payload: string };
+  /** Called on every (re)connection, e.g. to announce the current status again. */
+  onConnect: () => Promise<void>;
+  onMessage: (message: IncomingMessage) => void;
+}
+
+/** mqtt.js with a last will, exponential reconnect backoff and subscriptions that survive reconnects. */
+export class MqttTransport {
+  private readonly deps: TransportDeps;
+  private client: MqttClient | undefined;
+  private subscriptions: Subscription[] = [];
+  private reconnectDelayMs: number;
+  private stopping = false;
+
+  constructor(deps: TransportDeps) {
+    this.deps = deps;
+    this.reconnectDelayMs = deps.config.reconnectMinMs;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  private clientOptions(): IClientOptions {
+    const { config, clientId, will } = this.deps;
+    const persistent = config.sessionExpirySeconds > 0;
+    const options: IClientOptions = {
+      clientId,
+      protocolVersion: config.protocolVersion,
+      keepalive: config.keepaliveSeconds,
+      connectTimeout: config.connectTimeoutMs,
+      reconnectPeriod: config.reconnectMinMs,
+      clean: !persistent,
+      resubscribe: true,
+      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
+    };
+    if (config.protocolVersion === 5 && persistent) {
+      options.properties = { sessionExpiryInterval: config.sessionExpirySeconds };
+    }
+    if (config.username) options.username = config.username;
+    if (config.password) options.password = config.password;
+    if (config.tls.ca) options.ca = readFileSync(config.tls.ca);
+    if (config.tls.cert) options.cert = readFileSync(config.tls.cert);
+    if (config.tls.key) options.key = readFileSync(config.tls.key);
+    options.rejectUnauthorized = config.tls.rejectUnauthorized;
+    return options;
+  }
+
+  /** Resolves on the first successful connection; keeps retrying until then, or until the signal aborts. */
+  async start(signal: AbortSignal): Promise<void> {
+    const { logger, url } = this.deps;
+    let options: IClientOptions;
+    try {
+      options = this.clientOptions();
+    } catch (err) {
+      throw new EdgeError("config_invalid", `MQTT TLS files cannot be read: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const client = mqtt.connect(url, options);
+    this.client = client;
+    client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet));
+    client.on("error", (err) =>
+      logger.error({ err: { message: err.message, code: (err as { code?: unknown }).code } }, "MQTT error"),
+    );
+    client.on("offline", () => logger.warn({ url: redactUrl(url) }, "MQTT broker unreachable, reconnecting"));
+    client.on("close", () => this.backOff());
+    client.on("connect", (connack) => {
+      this.reconnectDelayMs = this.deps.config.reconnectMinMs;
+      client.options.reconnectPeriod = this.reconnectDelayMs;
+      logger.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, "MQTT connected");
+      this.deps.onConnect().catch((err: unknown) => logger.error({ err }, "announcing on connect failed"));
+    });
+
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        cleanup();
+        reject(new EdgeError("shutting_down", "stopped before the broker was reached"));
+      };
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        client.off("connect", onConnect);
+        signal.removeEventListener("abort", onAbort);
+      };
+      if (signal.aborted) return onAbort();
+      client.on("connect", onConnect);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /**
+   * mqtt.js retries at a fixed period; this doubles it after every failed attempt, up to the maximum.
+   * Its reconnect timer is private API, so this is kept in one place.
+   */
+  private backOff(): void {
+    const client = this.client;
+    if (!client || this.stopping || client.disconnecting) return;
+    client.options.reconnectPeriod = this.reconnectDelayMs;
+    const timers = client as unknown as { _clearReconnect(): void; _setupReconnect(): void };
+    timers._clearReconnect();
+    timers._setupReconnect();
+    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.deps.config.reconnectMaxMs);
+  }
+
+  private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const properties = packet.properties;
+    const correlation = properties?.correlationData;
+    this.deps.onMessage({
+      topic,
+      payload,
+      responseTopic: properties?.responseTopic,
+      correlationData: correlation === undefined ? undefined : Buffer.from(correlation),
+      messageExpirySeconds: properties?.messageExpiryInterval,
+      receivedAt: performance.now(),
+    });
+  }
+
+  async subscribe(subscriptions: Subscription[]): Promise<void> {
+    const client = this.requireClient();
+    this.subscriptions = [...this.subscriptions, ...subscriptions];
+    const granted = await client.subscribeAsync(
+      Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])),
+    );
+    for (const grant of granted) {
+      if (grant.qos === 128)
+        throw new EdgeError("internal", `the broker refused the subscription to ${grant.topic}`);
+    }
+    this.deps.logger.info({ topics: subscriptions.map((s) => s.topic) }, "subscribed");
+  }
+
+  get subscribedTopics(): string[] {
+    return this.subscriptions.map((s) => s.topic);
+  }
+
+  /** Resolves when the broker has it (QoS 1) or it was written (QoS 0); queued by mqtt.js while offline. */
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
+    const client = this.requireClient();
+    const properties =
+      options.correlationData && this.deps.config.protocolVersion === 5
+        ? { correlationData: options.correlationData }
+        : undefined;
+    await client.publishAsync(topic, payload, {
+      qos: options.qos,
+      retain: options.retain ?? false,
+      ...(properties ? { properties } : {}),
+    });
+  }
+
+  private requireClient(): MqttClient {
+    if (!this.client) throw new EdgeError("internal", "MQTT transport is not started");
+    return this.client;
+  }
+
+  /** Disconnects cleanly (no last will), waiting at most `deadlineMs`. Idempotent. */
+  async stop(deadlineMs = 3000): Promise<void> {
+    this.stopping = true;
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    const ended = client.endAsync(false);
+    const timer = setTimeout(() => client.end(true), deadlineMs);
+    try {
+      await ended;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Broker URLs can hold credentials: never log them. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "redacted";
+    return parsed.toString();
+  } catch {
+    return "[unparseable url]";
+  }
+}

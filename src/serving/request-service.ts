@@ -1,0 +1,279 @@
+import { randomBytes } from "node:crypto";
+import type { RequestLimitsConfig } from "../config/app-config.js";
+import { EdgeError, toEdgeError } from "../errors.js";
+import type { GenerateOptions, GenerationOutcome } from "../inference/engine.js";
+import type { Logger } from "../logging/logger.js";
+import {
+  createRequestParser,
+  type FinalResult,
+  type FinishReason,
+  type GenerationRequest,
+  parseCancel,
+} from "../mqtt/messages.js";
+import { isPublishableTopic, type Topics } from "../mqtt/topics.js";
+import type { IncomingMessage } from "../mqtt/transport.js";
+import { type Publish, ReplyChannel } from "./reply-channel.js";
+import { type JobHandle, Scheduler, type StopCause } from "./scheduler.js";
+import type { ServingStats } from "./serving-stats.js";
+
+/** What the service needs from the inference engine. */
+export interface Generator {
+  generate(request: GenerationRequest, options: GenerateOptions): Promise<GenerationOutcome>;
+}
+
+export interface RequestServiceDeps {
+  logger: Logger;
+  topics: Topics;
+  limits: RequestLimitsConfig;
+  maxQueue: number;
+  slots: number;
+  streamQos: 0 | 1;
+  publish: Publish;
+  generator: Generator;
+  stats: ServingStats;
+  /** File name of the served model, reported in every result. */
+  modelName: string;
+}
+
+interface Job extends JobHandle {
+  request: GenerationRequest;
+  reply: ReplyChannel;
+  logger: Logger;
+}
+
+/**
+ * Turns MQTT messages into answered requests: validation, reply addressing, queueing, generation,
+ * streaming and the one final answer per request.
+ */
+export class RequestService {
+  private readonly deps: RequestServiceDeps;
+  private readonly parse: (payload: Buffer) => ReturnType<ReturnType<typeof createRequestParser>>;
+  private readonly scheduler: Scheduler<Job>;
+  private accepting = true;
+
+  constructor(deps: RequestServiceDeps) {
+    this.deps = deps;
+    this.parse = createRequestParser({
+      limits: deps.limits,
+      newId: () => `req-${randomBytes(6).toString("hex")}`,
+    });
+    this.scheduler = new Scheduler<Job>({
+      maxQueue: deps.maxQueue,
+      slots: deps.slots,
+      run: (job, signal) => this.run(job, signal),
+      reject: (job, error) => {
+        job.logger.info({ code: error.code }, "request not run");
+        job.reply.error(error);
+      },
+      averageJobMs: () => deps.stats.averageJobMs,
+    });
+  }
+
+  get queueDepth(): number {
+    return this.scheduler.queueDepth;
+  }
+
+  get activeCount(): number {
+    return this.scheduler.activeCount;
+  }
+
+  /** Never throws: every message gets exactly one answer, or is logged when it cannot be addressed. */
+  handleRequest(message: IncomingMessage): void {
+    try {
+      this.accept(message);
+    } catch (err) {
+      this.deps.logger.error({ err }, "unexpected failure handling a request");
+    }
+  }
+
+  private accept(message: IncomingMessage): void {
+    const { topics, logger } = this.deps;
+    const origin = topics.originOf(message.topic);
+    const parsed = this.parse(message.payload);
+    const id = parsed.ok ? parsed.request.id : parsed.id;
+    const replyTo = parsed.ok ? parsed.request.replyTo : parsed.replyTo;
+    const address = this.resolveReplyTopic(id, origin, message.responseTopic, replyTo);
+    const reqLogger = logger.child({ reqId: id ?? undefined, origin });
+    const reply = new ReplyChannel({
+      id,
+      topic: address.topic,
+      streamTopic: parsed.ok && parsed.request.stream ? topics.stream(address.topic) : null,
+      correlationData: message.correlationData,
+      streamQos: this.deps.streamQos,
+      node: topics.nodeId,
+      publish: this.deps.publish,
+      logger: reqLogger,
+      onSettled: (ok) => this.deps.stats.recordAnswer(ok),
+    });
+    if (!parsed.ok) {
+      reqLogger.warn({ code: parsed.error.code, reason: parsed.error.message }, "invalid request");
+      reply.error(parsed.error);
+      return;
+    }
+    if (address.problem) {
+      reqLogger.warn({ reason: address.problem }, "invalid reply topic");
+      reply.error(new EdgeError("invalid_request", address.problem));
+      return;
+    }
+    const { request } = parsed;
+    if (this.scheduler.has(request.id)) {
+      // A QoS 1 redelivery, or a client reusing a live id: the one in flight answers.
+      reqLogger.warn("duplicate of a request in flight ignored");
+      return;
+    }
+    if (!this.accepting) {
+      reply.error(new EdgeError("shutting_down", "the daemon is shutting down"));
+      return;
+    }
+    const expiryMs =
+      message.messageExpirySeconds === undefined ? Infinity : message.messageExpirySeconds * 1000;
+    const job: Job = {
+      id: request.id,
+      sender: this.senderOf(address.topic),
+      receivedAt: message.receivedAt,
+      deadline: message.receivedAt + Math.min(request.timeoutMs, expiryMs),
+      request,
+      reply,
+      logger: reqLogger,
+    };
+    reqLogger.info(
+      {
+        kind: request.input.kind,
+        maxTokens: request.maxTokens,
+        stream: request.stream,
+        replyTopic: address.topic,
+      },
+      "request accepted",
+    );
+    reqLogger.debug({ input: request.input, system: request.system }, "request input");
+    try {
+      this.scheduler.submit(job);
+    } catch (err) {
+      const error = toEdgeError(err);
+      reqLogger.warn({ code: error.code }, "request refused");
+      reply.error(error);
+    }
+  }
+
+  /** MQTT 5 Response Topic, then reply_to, then the default response topic of the origin. */
+  private resolveReplyTopic(
+    id: string | null,
+    origin: "node" | "pool",
+    responseTopic: string | undefined,
+    replyTo: string | undefined,
+  ): { topic: string; problem?: string } {
+    const { topics } = this.deps;
+    const fallback = id === null ? topics.errors : topics.response(origin, id);
+    const requested = responseTopic ?? replyTo;
+    if (requested === undefined) return { topic: fallback };
+    if (!isPublishableTopic(requested) || topics.isReserved(requested)) {
+      return {
+        topic: fallback,
+        problem: `reply topic ${JSON.stringify(requested.slice(0, 128))} is not allowed (wildcards, $-topics, empty levels, the daemon's own and discovery topics are refused)`,
+      };
+    }
+    return { topic: requested };
+  }
+
+  /** Fairness key: the reply topic without its last level, so one client's requests share a turn. */
+  private senderOf(replyTopic: string): string {
+    const cut = replyTopic.lastIndexOf("/");
+    return cut > 0 ? replyTopic.slice(0, cut) : replyTopic;
+  }
+
+  handleCancel(message: IncomingMessage): void {
+    const parsed = parseCancel(message.payload);
+    if (!parsed.ok) {
+      this.deps.logger.warn({ reason: parsed.message, topic: message.topic }, "invalid cancel ignored");
+      return;
+    }
+    const found = this.scheduler.cancel(parsed.id, "cancelled");
+    this.deps.logger.info({ reqId: parsed.id, found }, "cancel");
+  }
+
+  private async run(job: Job, signal: AbortSignal): Promise<void> {
+    const startedAt = performance.now();
+    const { request, reply, logger } = job;
+    try {
+      const outcome = await this.deps.generator.generate(request, {
+        signal,
+        onText: (text) => reply.chunk(text),
+      });
+      const endedAt = performance.now();
+      const finishReason: FinishReason =
+        outcome.stopReason === "abort" ? stopCauseToFinish(signal.reason) : outcome.stopReason;
+      const generationMs = outcome.firstTokenAt === null ? 0 : endedAt - outcome.firstTokenAt;
+      const tokensPerSecond =
+        outcome.completionTokens > 1 && generationMs > 0
+          ? ((outcome.completionTokens - 1) * 1000) / generationMs
+          : null;
+      const ttftMs = outcome.firstTokenAt === null ? null : outcome.firstTokenAt - job.receivedAt;
+      const result: FinalResult = {
+        id: job.id,
+        status: "ok",
+        text: outcome.text,
+        finish_reason: finishReason,
+        usage: {
+          prompt_tokens: outcome.promptTokens,
+          completion_tokens: outcome.completionTokens,
+          prompt_tokens_evaluated: outcome.evaluatedPromptTokens,
+        },
+        timings: {
+          queue_ms: round(startedAt - job.receivedAt),
+          ttft_ms: ttftMs === null ? null : round(ttftMs),
+          total_ms: round(endedAt - job.receivedAt),
+          tokens_per_second: tokensPerSecond === null ? null : round(tokensPerSecond),
+        },
+        model: this.deps.modelName,
+        node: this.deps.topics.nodeId,
+      };
+      if (request.jsonSchema) result.json = parseJsonOrNull(outcome.text);
+      this.deps.stats.recordGeneration({
+        promptTokens: outcome.evaluatedPromptTokens,
+        completionTokens: outcome.completionTokens,
+        tokensPerSecond,
+        ttftMs,
+        jobMs: endedAt - startedAt,
+      });
+      logger.info(
+        {
+          finishReason,
+          completionTokens: outcome.completionTokens,
+          ttftMs: result.timings.ttft_ms,
+          tps: result.timings.tokens_per_second,
+        },
+        "request answered",
+      );
+      reply.final(result);
+    } catch (err) {
+      const error = toEdgeError(err);
+      logger[error.code === "internal" ? "error" : "warn"](
+        { err: error, code: error.code },
+        "request failed",
+      );
+      reply.error(error);
+    }
+  }
+
+  /** Refuses new requests, answers queued ones with shutting_down, ends running ones with their partial text. */
+  async drain(): Promise<void> {
+    this.accepting = false;
+    await this.scheduler.drain();
+  }
+}
+
+function stopCauseToFinish(reason: unknown): FinishReason {
+  return (reason as StopCause) === "timeout" ? "timeout" : "cancelled";
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+function parseJsonOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
