@@ -46,7 +46,8 @@ const idSchema = z
   .regex(ID_PATTERN, "must be 1-64 characters of [A-Za-z0-9_-], not starting with _");
 
 function requestSchema(limits: RequestLimitsConfig) {
-  const text = z.string().max(limits.maxPromptBytes);
+  // Lengths are checked after parsing, over all texts together, to answer payload_too_large.
+  const text = z.string();
   const message = z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: text });
   return z
     .strictObject({

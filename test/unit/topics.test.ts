@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { createTopics, isPublishableTopic, isValidId, nodeIdFromHostname } from "../../src/mqtt/topics.js";
+
+const topics = createTopics({
+  baseTopic: "tinyllama",
+  nodeId: "pi5-kitchen",
+  poolGroup: "",
+  discoveryPrefix: "homeassistant",
+});
+
+describe("topics", () => {
+  it("builds the contract's topics", () => {
+    expect(topics.status).toBe("tinyllama/pi5-kitchen/status");
+    expect(topics.info).toBe("tinyllama/pi5-kitchen/info");
+    expect(topics.health).toBe("tinyllama/pi5-kitchen/health");
+    expect(topics.nodeRequest).toBe("tinyllama/pi5-kitchen/request");
+    expect(topics.nodeCancel).toBe("tinyllama/pi5-kitchen/cancel");
+    expect(topics.poolRequestShared).toBe("$share/tinyllama/tinyllama/pool/request");
+    expect(topics.poolCancel).toBe("tinyllama/pool/cancel");
+    expect(topics.errors).toBe("tinyllama/pi5-kitchen/response/_errors");
+    expect(topics.response("node", "k-42")).toBe("tinyllama/pi5-kitchen/response/k-42");
+    expect(topics.response("pool", "k-42")).toBe("tinyllama/pool/response/k-42");
+    expect(topics.stream("home/llm")).toBe("home/llm/stream");
+    expect(topics.discoveryConfig("sensor", "tle_pi5_tps")).toBe("homeassistant/sensor/tle_pi5_tps/config");
+  });
+
+  it("refuses ids and levels that would make wildcard or empty topics", () => {
+    for (const id of ["a/b", "a+b", "a#", "", "_x", "x".repeat(65), "a b"]) {
+      expect(isValidId(id)).toBe(false);
+      expect(() => topics.response("node", id)).toThrow();
+    }
+    expect(() =>
+      createTopics({ baseTopic: "t", nodeId: "a/b", poolGroup: "", discoveryPrefix: "h" }),
+    ).toThrow();
+    expect(() => topics.discoveryConfig("sensor", "a+b")).toThrow();
+  });
+
+  it("classifies received topics", () => {
+    expect(topics.classify("tinyllama/pi5-kitchen/request")).toBe("request");
+    expect(topics.classify("tinyllama/pool/request")).toBe("request");
+    expect(topics.classify("tinyllama/pool/cancel")).toBe("cancel");
+    expect(topics.classify("homeassistant/status")).toBe("homeassistant-status");
+    expect(topics.classify("tinyllama/other/request")).toBe("unknown");
+    expect(topics.originOf("tinyllama/pool/request")).toBe("pool");
+    expect(topics.originOf("tinyllama/pi5-kitchen/request")).toBe("node");
+  });
+
+  it("reserves the daemon's own, other nodes' and discovery topics", () => {
+    expect(topics.isReserved("tinyllama/pi5-kitchen/status")).toBe(true);
+    expect(topics.isReserved("tinyllama/other-node/health")).toBe(true);
+    expect(topics.isReserved("tinyllama/pool/request")).toBe(true);
+    expect(topics.isReserved("homeassistant/sensor/x/config")).toBe(true);
+    expect(topics.isReserved("tinyllama/pi5-kitchen/response/x")).toBe(false);
+    expect(topics.isReserved("home/assistant/llm")).toBe(false);
+  });
+
+  it("checks publishable topics", () => {
+    expect(isPublishableTopic("home/llm")).toBe(true);
+    for (const topic of ["", "a/#", "a/+/b", "$SYS/x", "a//b", "/a", "a/", "a\0b"])
+      expect(isPublishableTopic(topic)).toBe(false);
+  });
+
+  it("turns host names into node ids", () => {
+    expect(nodeIdFromHostname("Pi5-Kitchen.local")).toBe("pi5-kitchen");
+    expect(nodeIdFromHostname("my host!")).toBe("my-host-");
+    expect(nodeIdFromHostname("___")).toBe("node");
+  });
+});
