@@ -175,6 +175,10 @@ export class InferenceEngine {
     const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
     const meterBefore = sequence.tokenMeter.getState();
     let firstTokenAt: number | null = null;
+    let completionTokens = 0;
+    const onToken = (tokens: readonly unknown[]) => {
+      completionTokens += tokens.length;
+    };
     const onTextChunk = (text: string) => {
       if (firstTokenAt === null) firstTokenAt = performance.now();
       options.onText(text);
@@ -192,6 +196,7 @@ export class InferenceEngine {
       repeatPenalty: false as const,
       customStopTriggers: request.stop.length > 0 ? request.stop : undefined,
       onTextChunk,
+      onToken,
     };
     let text: string;
     let stopReason: string;
@@ -219,8 +224,9 @@ export class InferenceEngine {
       text,
       stopReason: stopReason === "maxTokens" ? "length" : stopReason === "abort" ? "abort" : "stop",
       promptTokens,
-      evaluatedPromptTokens: Math.max(0, used.usedInputTokens - Math.max(0, used.usedOutputTokens - 1)),
-      completionTokens: used.usedOutputTokens,
+      // The meter counts the prompt's last token as "output" (it yields logits): add it back.
+      evaluatedPromptTokens: used.usedOutputTokens > 0 ? used.usedInputTokens + 1 : used.usedInputTokens,
+      completionTokens,
       firstTokenAt,
     };
   }
