@@ -1,0 +1,168 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { MqttConfig } from "../config/app-config.js";
+import type { ErrorReply, FinalResult, StreamChunk } from "../mqtt/messages.js";
+import { createTopics, type Topics } from "../mqtt/topics.js";
+
+/** Where a request goes: one node, or any node of the pool. */
+export type RequestTarget = { kind: "node"; nodeId: string } | { kind: "pool" };
+
+export interface RequestRun {
+  id: string;
+  final: FinalResult | ErrorReply;
+  chunks: StreamChunk[];
+  /** performance.now() values seen by this client. */
+  sentAt: number;
+  firstChunkAt: number | null;
+  finalAt: number;
+  chunkTimes: number[];
+}
+
+export interface SendOptions {
+  onChunk?: (chunk: StreamChunk) => void;
+  signal?: AbortSignal;
+  /** Give up waiting for the final after this long (the request may still run on the daemon). */
+  waitMs: number;
+}
+
+/**
+ * The client side of the MQTT contract, shared by `ask` and the benchmark: publish a request, follow
+ * its stream, resolve with the final answer.
+ */
+export class EdgeClient {
+  private readonly client: MqttClient;
+  private readonly topics: Topics;
+  private readonly listeners = new Map<string, (topic: string, payload: Buffer) => void>();
+
+  private constructor(client: MqttClient, topics: Topics) {
+    this.client = client;
+    this.topics = topics;
+    client.on("message", (topic, payload) => {
+      const base = topic.endsWith("/stream") ? topic.slice(0, -"/stream".length) : topic;
+      this.listeners.get(base)?.(topic, payload);
+    });
+  }
+
+  static async connect(config: MqttConfig, nodeId: string, url = config.url): Promise<EdgeClient> {
+    const options: IClientOptions = {
+      clientId: `tinyllama-edge-client-${randomBytes(4).toString("hex")}`,
+      protocolVersion: config.protocolVersion,
+      connectTimeout: config.connectTimeoutMs,
+      reconnectPeriod: 1000,
+    };
+    if (config.username) options.username = config.username;
+    if (config.password) options.password = config.password;
+    if (config.tls.ca) options.ca = readFileSync(config.tls.ca);
+    if (config.tls.cert) options.cert = readFileSync(config.tls.cert);
+    if (config.tls.key) options.key = readFileSync(config.tls.key);
+    options.rejectUnauthorized = config.tls.rejectUnauthorized;
+    const client = await mqtt.connectAsync(url, options);
+    const topics = createTopics({
+      baseTopic: config.baseTopic,
+      nodeId,
+      poolGroup: config.pool.group,
+      discoveryPrefix: "homeassistant",
+    });
+    return new EdgeClient(client, topics);
+  }
+
+  newId(): string {
+    return `ask-${randomBytes(5).toString("hex")}`;
+  }
+
+  requestTopic(target: RequestTarget): string {
+    return target.kind === "pool" ? this.topics.poolRequest : this.topics.nodeRequest;
+  }
+
+  /** Sends `body` (its `id` is set when missing) and resolves with the final result or error reply. */
+  async send(
+    target: RequestTarget,
+    body: Record<string, unknown>,
+    options: SendOptions,
+  ): Promise<RequestRun> {
+    const id = typeof body.id === "string" ? body.id : this.newId();
+    const replyTopic = this.topics.response(target.kind, id);
+    const chunks: StreamChunk[] = [];
+    const chunkTimes: number[] = [];
+    let firstChunkAt: number | null = null;
+    let sentAt = 0;
+    const finalReceived = new Promise<{ final: FinalResult | ErrorReply; at: number }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no answer to ${id} within ${options.waitMs} ms`));
+      }, options.waitMs);
+      const onAbort = () => {
+        cleanup();
+        reject(options.signal?.reason ?? new Error("aborted"));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.listeners.delete(replyTopic);
+        options.signal?.removeEventListener("abort", onAbort);
+      };
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      this.listeners.set(replyTopic, (topic, payload) => {
+        const at = performance.now();
+        let message: unknown;
+        try {
+          message = JSON.parse(payload.toString("utf8"));
+        } catch {
+          return;
+        }
+        if (topic === replyTopic) {
+          cleanup();
+          resolve({ final: message as FinalResult | ErrorReply, at });
+          return;
+        }
+        const chunk = message as StreamChunk;
+        firstChunkAt ??= at;
+        chunks.push(chunk);
+        chunkTimes.push(at);
+        options.onChunk?.(chunk);
+      });
+    });
+    // Keep the pending answer from being reported as unhandled while subscribing.
+    finalReceived.catch(() => undefined);
+    await this.client.subscribeAsync([replyTopic, this.topics.stream(replyTopic)], { qos: 1 });
+    sentAt = performance.now();
+    await this.client.publishAsync(this.requestTopic(target), JSON.stringify({ ...body, id }), { qos: 1 });
+    try {
+      const { final, at } = await finalReceived;
+      return { id, final, chunks, sentAt, firstChunkAt, finalAt: at, chunkTimes };
+    } finally {
+      await this.client.unsubscribeAsync([replyTopic, this.topics.stream(replyTopic)]).catch(() => undefined);
+    }
+  }
+
+  async cancel(target: RequestTarget, id: string): Promise<void> {
+    const topic = target.kind === "pool" ? this.topics.poolCancel : this.topics.nodeCancel;
+    await this.client.publishAsync(topic, JSON.stringify({ id }), { qos: 1 });
+  }
+
+  /** The retained status of a node, or null when none arrives within the wait. */
+  async nodeState(waitMs: number): Promise<string | null> {
+    const topic = this.topics.status;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(null), waitMs);
+      const finish = (state: string | null) => {
+        clearTimeout(timer);
+        this.listeners.delete(topic);
+        this.client.unsubscribeAsync(topic).catch(() => undefined);
+        resolve(state);
+      };
+      this.listeners.set(topic, (_t, payload) => {
+        try {
+          finish((JSON.parse(payload.toString("utf8")) as { state: string }).state);
+        } catch {
+          finish(null);
+        }
+      });
+      this.client.subscribeAsync(topic, { qos: 1 }).catch(() => finish(null));
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(false);
+  }
+}
