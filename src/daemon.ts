@@ -8,6 +8,7 @@ import { DEFAULT_BROKER_URL, EmbeddedBroker, isPortListening } from "./mqtt/embe
 import { type NodeState, statusPayload } from "./mqtt/status.js";
 import { createTopics, nodeIdFromHostname, type Topics } from "./mqtt/topics.js";
 import { type IncomingMessage, MqttTransport, type Subscription } from "./mqtt/transport.js";
+import { ConversationStore } from "./serving/conversation-store.js";
 import { RequestService } from "./serving/request-service.js";
 import { ServingStats } from "./serving/serving-stats.js";
 import { SdNotify } from "./supervision/sd-notify.js";
@@ -128,6 +129,12 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         publish: (topic, payload, options) => transport!.publish(topic, payload, options),
         generator,
         stats,
+        conversations: new ConversationStore({
+          maxCount: config.conversations.maxCount,
+          maxAgeMs: config.conversations.maxAgeSeconds * 1000,
+          maxMessages: config.conversations.maxMessages,
+          maxChars: config.conversations.maxChars,
+        }),
         modelName: basename(modelPath),
       });
       const subscriptions: Subscription[] = [

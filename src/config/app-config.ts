@@ -58,6 +58,7 @@ export interface AppConfig {
   runtime: RuntimeConfig;
   requests: RequestLimitsConfig;
   scheduler: { maxQueue: number };
+  conversations: { maxCount: number; maxAgeSeconds: number; maxMessages: number; maxChars: number };
   health: { intervalSeconds: number };
   homeassistant: { enabled: boolean; discoveryPrefix: string };
   log: {

@@ -177,6 +177,28 @@ export const configSchema = {
       default: 16,
     },
   },
+  conversations: {
+    maxCount: {
+      doc: "Conversations (conversation_id) kept on the node; the least recently used goes first.",
+      format: "non-negative-int",
+      default: 64,
+    },
+    maxAgeSeconds: {
+      doc: "A conversation untouched this long is forgotten.",
+      format: "positive-int",
+      default: 1800,
+    },
+    maxMessages: {
+      doc: "Messages kept per conversation; the oldest exchanges go first.",
+      format: "positive-int",
+      default: 20,
+    },
+    maxChars: {
+      doc: "Characters kept per conversation, so its history fits the context.",
+      format: "positive-int",
+      default: 4000,
+    },
+  },
   health: {
     intervalSeconds: { doc: "Period of the retained health topic.", format: "positive-int", default: 30 },
   },

@@ -10,6 +10,7 @@ import {
   type LlamaGrammar,
   LlamaLogLevel,
   type LlamaModel,
+  type Token,
 } from "node-llama-cpp";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
@@ -284,4 +285,11 @@ export class InferenceEngine {
     this.model = undefined;
     this.llamaInstance = undefined;
   }
+}
+
+function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+  const limit = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < limit && a[i] === b[i]) i++;
+  return i;
 }

@@ -12,6 +12,7 @@ import {
 } from "../mqtt/messages.js";
 import { isPublishableTopic, type Topics } from "../mqtt/topics.js";
 import type { IncomingMessage } from "../mqtt/transport.js";
+import type { ConversationStore } from "./conversation-store.js";
 import { type Publish, ReplyChannel } from "./reply-channel.js";
 import { type JobHandle, Scheduler, type StopCause } from "./scheduler.js";
 import type { ServingStats } from "./serving-stats.js";
@@ -31,6 +32,7 @@ export interface RequestServiceDeps {
   publish: Publish;
   generator: Generator;
   stats: ServingStats;
+  conversations: ConversationStore;
   /** File name of the served model, reported in every result. */
   modelName: string;
 }
@@ -193,7 +195,8 @@ export class RequestService {
 
   private async run(job: Job, signal: AbortSignal): Promise<void> {
     const startedAt = performance.now();
-    const { request, reply, logger } = job;
+    const { reply, logger } = job;
+    const request = this.withConversation(job.request);
     try {
       const outcome = await this.deps.generator.generate(request, {
         signal,
@@ -244,6 +247,7 @@ export class RequestService {
         },
         "request answered",
       );
+      this.remember(job.request, outcome.text, finishReason);
       reply.final(result);
     } catch (err) {
       const error = toEdgeError(err);
@@ -253,6 +257,29 @@ export class RequestService {
       );
       reply.error(error);
     }
+  }
+
+  /** The request with its conversation's earlier turns put before its own (system messages stay first). */
+  private withConversation(request: GenerationRequest): GenerationRequest {
+    if (!request.conversationId || request.input.kind !== "chat") return request;
+    const history = this.deps.conversations.history(request.conversationId);
+    if (history.length === 0) return request;
+    const own = request.input.messages;
+    const messages = [
+      ...own.filter((m) => m.role === "system"),
+      ...history,
+      ...own.filter((m) => m.role !== "system"),
+    ];
+    return { ...request, input: { kind: "chat", messages } };
+  }
+
+  private remember(request: GenerationRequest, answer: string, finishReason: FinishReason): void {
+    if (!request.conversationId || request.input.kind !== "chat") return;
+    if (finishReason !== "stop" && finishReason !== "length") return;
+    this.deps.conversations.append(request.conversationId, [
+      ...request.input.messages,
+      { role: "assistant", content: answer },
+    ]);
   }
 
   /** Refuses new requests, answers queued ones with shutting_down, ends running ones with their partial text. */
