@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { RequestLimitsConfig } from "../config/app-config.js";
 import { EdgeError, type ErrorCode } from "../errors.js";
+import { jsonSchemaProblems } from "./json-schema-check.js";
 import { ID_PATTERN } from "./topics.js";
 
 /** Requests arrive as untrusted bytes: everything here is validated before the daemon acts on it. */
@@ -84,6 +85,10 @@ function requestSchema(limits: RequestLimitsConfig) {
       }
       if (value.id !== undefined && value.transaction !== undefined && value.id !== value.transaction) {
         ctx.addIssue({ code: "custom", message: "id and transaction differ", path: ["transaction"] });
+      }
+      if (value.json_schema !== undefined) {
+        for (const problem of jsonSchemaProblems(value.json_schema))
+          ctx.addIssue({ code: "custom", message: problem });
       }
       if (value.messages && !value.messages.some((m) => m.role === "user")) {
         ctx.addIssue({ code: "custom", message: "messages need at least one user turn", path: ["messages"] });

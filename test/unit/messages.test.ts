@@ -105,3 +105,25 @@ describe("cancel validation", () => {
     expect(parseCancel(Buffer.from("{}")).ok).toBe(false);
   });
 });
+
+describe("json_schema check", () => {
+  it("accepts the schemas automations use and refuses ones the grammar would misread", async () => {
+    const { jsonSchemaProblems } = await import("../../src/mqtt/json-schema-check.js");
+    expect(
+      jsonSchemaProblems({
+        type: "object",
+        properties: {
+          a: { type: ["string", "null"] },
+          b: { type: "array", items: { enum: [1, 2] } },
+          c: { anyOf: [{ type: "integer" }, { const: "x" }] },
+        },
+        required: ["a"],
+        additionalProperties: false,
+      }),
+    ).toEqual([]);
+    expect(jsonSchemaProblems({ type: "frobnicate" })[0]).toContain("unknown type");
+    expect(jsonSchemaProblems({ properties: { a: 5 } })[0]).toContain("json_schema.properties.a");
+    expect(jsonSchemaProblems({ anyOf: [] })[0]).toContain("anyOf");
+    expect(jsonSchemaProblems({ required: [1] })[0]).toContain("required");
+  });
+});
