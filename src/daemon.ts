@@ -1,19 +1,18 @@
 import { basename } from "node:path";
 import type { AppConfig } from "./config/app-config.js";
-import { EdgeError } from "./errors.js";
 import { type EngineSettings, InferenceEngine } from "./inference/engine.js";
 import type { Logger } from "./logging/logger.js";
-import { checkGgufHeader } from "./model/gguf-check.js";
 import { DEFAULT_BROKER_URL, EmbeddedBroker, isPortListening } from "./mqtt/embedded-broker.js";
 import { type NodeState, statusPayload } from "./mqtt/status.js";
 import { createTopics, nodeIdFromHostname, type Topics } from "./mqtt/topics.js";
 import { type IncomingMessage, MqttTransport, type Subscription } from "./mqtt/transport.js";
+import { buildInfoPayload } from "./runtime/info-payload.js";
+import { type PreparedRuntime, prepareRuntime } from "./runtime/prepare-runtime.js";
 import { ConversationStore } from "./serving/conversation-store.js";
 import { RequestService } from "./serving/request-service.js";
 import { ServingStats } from "./serving/serving-stats.js";
 import { SdNotify } from "./supervision/sd-notify.js";
 import { withDeadline } from "./util/deadline.js";
-import { packageVersion } from "./version.js";
 
 export interface DaemonDeps {
   config: AppConfig;
@@ -31,21 +30,23 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Until the hardware plan decides: physical cores, which never oversubscribes the CPU. */
-function provisionalSettings(config: AppConfig, modelPath: string, cores: number): EngineSettings {
-  const pick = <T>(value: T | "auto", fallback: T): T => (value === "auto" ? fallback : value);
+function engineSettings(runtime: PreparedRuntime): EngineSettings {
+  const { plan } = runtime;
   return {
-    modelPath,
-    threads: pick(config.runtime.threads, cores),
-    gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
-    gpuLayers: config.runtime.gpuLayers,
-    contextSize: pick(config.runtime.contextSize, 2048),
-    sequences: pick(config.runtime.parallelSequences, 1),
-    batchSize: pick(config.runtime.batchSize, 512),
-    useMmap: pick(config.runtime.useMmap, true),
+    modelPath: runtime.modelPath,
+    threads: plan.threads,
+    gpuLayers: plan.gpuLayers,
+    contextSize: plan.contextSize,
+    sequences: plan.parallelSequences,
+    batchSize: plan.batchSize,
+    useMmap: plan.useMmap,
   };
 }
 
+/**
+ * The composition root: starts the broker connection, the hardware plan, the model, request serving
+ * and reporting in a fixed order, and stops them in reverse.
+ */
 export function createDaemon(deps: DaemonDeps): Daemon {
   const { config, logger } = deps;
   const nodeId = config.node.id || nodeIdFromHostname(deps.hostname);
@@ -60,6 +61,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let state: NodeState = "loading";
   let broker: EmbeddedBroker | undefined;
   let transport: MqttTransport | undefined;
+  let runtime: PreparedRuntime | undefined;
   let engine: InferenceEngine | undefined;
   let service: RequestService | undefined;
   let stopping: Promise<void> | undefined;
@@ -110,14 +112,23 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         onMessage,
       });
       await transport.start(signal);
+      await publishStatus("loading");
 
-      const modelPath = config.model.path;
-      if (!modelPath) throw new EdgeError("model_unavailable", "set model.path to a GGUF file");
-      const header = await checkGgufHeader(modelPath);
-      const settings = provisionalSettings(config, modelPath, 2);
-      engine = new InferenceEngine({ logger: logger.child({ component: "engine" }), settings });
+      runtime = await prepareRuntime({
+        config,
+        logger,
+        env: deps.env,
+        interactive: deps.interactive,
+        signal,
+      });
+      const settings = engineSettings(runtime);
+      engine = new InferenceEngine({
+        logger: logger.child({ component: "engine" }),
+        llama: runtime.llama,
+        settings,
+        nativeErrors: runtime.nativeErrors,
+      });
       await engine.start();
-      const generator = engine;
 
       service = new RequestService({
         logger: logger.child({ component: "requests" }),
@@ -127,7 +138,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         slots: settings.sequences,
         streamQos: config.mqtt.streamQos,
         publish: (topic, payload, options) => transport!.publish(topic, payload, options),
-        generator,
+        generator: engine,
         stats,
         conversations: new ConversationStore({
           maxCount: config.conversations.maxCount,
@@ -135,7 +146,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
           maxMessages: config.conversations.maxMessages,
           maxChars: config.conversations.maxChars,
         }),
-        modelName: basename(modelPath),
+        modelName: basename(runtime.modelPath),
       });
       const subscriptions: Subscription[] = [
         { topic: topics.nodeRequest, qos: 1 },
@@ -147,19 +158,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       await transport.subscribe(subscriptions);
       await transport.publish(
         topics.info,
-        JSON.stringify({
-          version: packageVersion(),
-          node: nodeId,
-          model: { file: basename(modelPath), name: header.name, architecture: header.architecture },
-          plan: settings,
-          capabilities: {
-            stream: true,
-            json_schema: true,
-            cancel: true,
-            max_queue: config.scheduler.maxQueue,
-            max_parallel: settings.sequences,
-          },
-        }),
+        JSON.stringify(await buildInfoPayload({ nodeId, runtime, maxQueue: config.scheduler.maxQueue })),
         { qos: 1, retain: true },
       );
       await publishStatus("online");
@@ -186,6 +185,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       await transport.stop();
     }
     await engine?.stop();
+    await runtime?.llama.dispose();
     await broker?.stop();
     logger.info("stopped");
   }

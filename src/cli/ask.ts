@@ -91,7 +91,9 @@ export const ask: Command = async (ctx) => {
   const id = client.newId();
   const cancelled = new AbortController();
   const onInterrupt = () => {
-    client.cancel(target, id).finally(() => setTimeout(() => cancelled.abort(new Error("cancelled")), 300));
+    // Wait briefly for the daemon's final (partial text), then give up.
+    const giveUp = () => setTimeout(() => cancelled.abort(new Error("cancelled")), 300);
+    client.cancel(target, id).then(giveUp, giveUp);
   };
   ctx.signal.addEventListener("abort", onInterrupt, { once: true });
   try {

@@ -1,14 +1,17 @@
-import os from "node:os";
-import { getLlama, type Llama, type LlamaGpuType, LlamaLogLevel } from "node-llama-cpp";
-import si from "systeminformation";
+import type { LlamaGpuType } from "node-llama-cpp";
+import type { AppConfig } from "../config/app-config.js";
+import { defaultConfigPath } from "../config/config-path.js";
+import { loadConfig } from "../config/load-config.js";
 import { type EdgeError, isEdgeError } from "../errors.js";
-import { type DetectHardwareDeps, detectCpu, detectHardware } from "../hardware/detect-hardware.js";
+import { detectCpu, detectHardware } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
 import { defaultPlanRequest, type PlanRequest } from "../hardware/plan-request.js";
 import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
-import { createRootedFileReader } from "../hardware/rooted-file-reader.js";
-import { createCommandRunner } from "../hardware/run-command.js";
+import { openLlama } from "../inference/open-llama.js";
+import { hostDetectionDeps } from "../runtime/host-detection.js";
+import { planRequestFromConfig } from "../runtime/plan-request-from-config.js";
 import type { Command } from "./command.js";
+import { printConfigProblems } from "./config-problems.js";
 import { formatHardwareReport, formatPlanReport } from "./detect-report.js";
 
 export interface TextSink {
@@ -34,36 +37,6 @@ export interface DetectResult {
   error: { code: EdgeError["code"]; message: string } | null;
 }
 
-/** Loads node-llama-cpp's prebuilt binding; when the GPU one fails, the CPU one; when both fail, none. */
-async function openLlama(
-  gpu: "auto" | LlamaGpuType,
-  maxThreads: number,
-  err: TextSink,
-): Promise<Llama | null> {
-  const options = {
-    build: "never" as const,
-    maxThreads,
-    logLevel: LlamaLogLevel.warn,
-    logger: (level: LlamaLogLevel, message: string) =>
-      err.write(`llama.cpp ${level}: ${message.trimEnd()}\n`),
-  };
-  try {
-    return await getLlama({ ...options, gpu });
-  } catch (error) {
-    if (gpu === false) {
-      err.write(`node-llama-cpp could not be loaded: ${(error as Error).message}\n`);
-      return null;
-    }
-    err.write(`GPU bindings failed to load (${(error as Error).message}); detecting without a GPU\n`);
-  }
-  try {
-    return await getLlama({ ...options, gpu: false });
-  } catch (error) {
-    err.write(`node-llama-cpp could not be loaded: ${(error as Error).message}\n`);
-    return null;
-  }
-}
-
 function exitCodeFor(error: EdgeError | null): number {
   if (error === null) return 0;
   if (error.code === "config_invalid") return 2;
@@ -74,15 +47,14 @@ function exitCodeFor(error: EdgeError | null): number {
 /** Detects the hardware, plans the runtime for it and prints both. Resolves with the exit code. */
 export async function runDetect(options: RunDetectOptions): Promise<number> {
   const err = options.err ?? process.stderr;
-  const deps: DetectHardwareDeps = {
-    files: createRootedFileReader(options.rootDir ?? "/"),
-    runtime: { arch: process.arch, machine: os.machine(), platform: process.platform },
-    system: si,
-    runCommand: createCommandRunner(),
-  };
+  const deps = hostDetectionDeps(options.rootDir);
   // llama.cpp's thread pool is sized before anything else runs: physical cores, never hyperthreads.
   const { physicalCores } = await detectCpu(deps);
-  const llama = await openLlama(options.gpu ?? "auto", physicalCores, err);
+  const llama = await openLlama({
+    gpu: options.gpu ?? "auto",
+    maxThreads: physicalCores,
+    onLog: (level, message) => err.write(`llama.cpp ${level}: ${message}\n`),
+  });
   let hardware: HardwareProfile;
   try {
     hardware = await detectHardware({ ...deps, llama });
@@ -113,7 +85,9 @@ export async function runDetect(options: RunDetectOptions): Promise<number> {
   return exitCodeFor(failure);
 }
 
-const usage = "usage: tinyllama-edge detect [--json]\n";
+const usage =
+  "usage: tinyllama-edge detect [--json] [--config PATH] [--runtime.<key> <value> ...]\n" +
+  "Shows the hardware profile and the runtime plan the daemon would use, with the reason for each choice.\n";
 
 /** `tinyllama-edge detect [--json]`: shows what the device offers and how the model would run on it. */
 export const detect: Command = async (ctx) => {
@@ -121,6 +95,21 @@ export const detect: Command = async (ctx) => {
     process.stdout.write(usage);
     return 0;
   }
-  // Configuration flags are applied by the config-aware caller of runDetect.
-  return runDetect({ json: ctx.argv.includes("--json"), out: process.stdout });
+  const json = ctx.argv.includes("--json");
+  let config: AppConfig;
+  try {
+    ({ config } = loadConfig({
+      argv: ctx.argv.filter((arg) => arg !== "--json"),
+      env: ctx.env,
+      defaultConfigPath: defaultConfigPath(ctx.env),
+    }));
+  } catch (err) {
+    return printConfigProblems(err);
+  }
+  return runDetect({
+    json,
+    out: process.stdout,
+    planRequest: planRequestFromConfig(config.runtime),
+    gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
+  });
 };

@@ -36,7 +36,7 @@ export interface RuntimeConfig {
   parallelSequences: Auto | number;
   batchSize: Auto | number;
   useMmap: Auto | boolean;
-  memoryReserveMiB: number;
+  memoryReserveMiB: Auto | number;
 }
 
 export interface RequestLimitsConfig {

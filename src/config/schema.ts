@@ -138,9 +138,9 @@ export const configSchema = {
       default: "auto",
     },
     memoryReserveMiB: {
-      doc: "RAM left for the OS and other services when planning.",
-      format: "non-negative-int",
-      default: 300,
+      doc: 'RAM left for the OS and other services when planning ("auto": 300 MiB, less on boards under 2.4 GB).',
+      format: "auto-or-positive-int",
+      default: "auto",
     },
   },
   requests: {

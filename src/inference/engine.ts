@@ -1,14 +1,12 @@
 import {
   type ChatHistoryItem,
   type ChatWrapper,
-  getLlama,
   type Llama,
   LlamaChat,
   LlamaCompletion,
   type LlamaContext,
   type LlamaContextSequence,
   type LlamaGrammar,
-  LlamaLogLevel,
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
@@ -20,7 +18,6 @@ import { createChatWrapper } from "./chat-wrapper.js";
 export interface EngineSettings {
   modelPath: string;
   threads: number;
-  gpu: "auto" | "cuda" | "vulkan" | "metal" | false;
   gpuLayers: "auto" | "max" | number;
   contextSize: number;
   sequences: number;
@@ -47,57 +44,52 @@ export interface GenerateOptions {
 
 export interface EngineDeps {
   logger: Logger;
+  /** Opened by the caller (hardware detection needs it first); the engine does not dispose it. */
+  llama: Llama;
   settings: EngineSettings;
+  /** llama.cpp error lines seen so far: its JS error on a failed load only says "Failed to load model". */
+  nativeErrors: () => string[];
 }
 
-/** Owns node-llama-cpp: one model, one context with N sequences, and generation on them. */
+/** Owns the model, one context with N sequences, and generation on them. */
 export class InferenceEngine {
   private readonly logger: Logger;
   private readonly settings: EngineSettings;
-  private llamaInstance: Llama | undefined;
+  private readonly llama: Llama;
+  private readonly nativeErrors: () => string[];
   private model: LlamaModel | undefined;
   private context: LlamaContext | undefined;
   private chatWrapper: ChatWrapper | undefined;
   private readonly freeSequences: LlamaContextSequence[] = [];
   private readonly grammarCache = new Map<string, LlamaGrammar>();
-  /** llama.cpp error lines seen during load: its JS error only says "Failed to load model". */
-  private readonly loadErrors: string[] = [];
 
   constructor(deps: EngineDeps) {
     this.logger = deps.logger;
     this.settings = deps.settings;
-  }
-
-  get llama(): Llama | undefined {
-    return this.llamaInstance;
-  }
-
-  get freeSequenceCount(): number {
-    return this.freeSequences.length;
+    this.llama = deps.llama;
+    this.nativeErrors = deps.nativeErrors;
   }
 
   get contextSize(): number {
     return this.context?.contextSize ?? this.settings.contextSize;
   }
 
+  get sequenceCount(): number {
+    return this.settings.sequences;
+  }
+
   async start(): Promise<void> {
     const { settings } = this;
-    this.llamaInstance = await getLlama({
-      gpu: settings.gpu,
-      build: "never",
-      // node-llama-cpp's default is max(4, cores): on a 2-core board that oversubscribes and halves speed.
-      maxThreads: settings.threads,
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => this.logNative(level, message),
-    });
+    const errorsBefore = this.nativeErrors().length;
     try {
-      this.model = await this.llamaInstance.loadModel({
+      this.model = await this.llama.loadModel({
         modelPath: settings.modelPath,
         gpuLayers: settings.gpuLayers,
         useMmap: settings.useMmap,
       });
     } catch (err) {
-      const reason = this.loadErrors.length > 0 ? `: ${this.loadErrors.join("; ")}` : "";
+      const errors = this.nativeErrors().slice(errorsBefore);
+      const reason = errors.length > 0 ? `: ${errors.join("; ")}` : "";
       throw new EdgeError("model_unavailable", `failed to load ${settings.modelPath}${reason}`, {
         cause: err,
       });
@@ -117,7 +109,7 @@ export class InferenceEngine {
         threads: settings.threads,
         contextSize: this.context.contextSize,
         sequences: settings.sequences,
-        gpu: this.llamaInstance.gpu,
+        gpu: this.llama.gpu,
         gpuLayers: this.model.gpuLayers,
         chatTemplate: source,
       },
@@ -125,70 +117,73 @@ export class InferenceEngine {
     );
   }
 
-  private logNative(level: LlamaLogLevel, message: string): void {
-    const text = message.trim();
-    if (text.length === 0) return;
-    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
-      this.loadErrors.push(text);
-      this.logger.error({ native: true }, text);
-    } else if (level === LlamaLogLevel.warn) {
-      this.logger.warn({ native: true }, text);
-    } else {
-      this.logger.debug({ native: true }, text);
-    }
-  }
-
-  /** Tokens the prompt of this request takes, rendered the way it will be evaluated. */
-  countPromptTokens(request: GenerationRequest): number {
+  /** The prompt of this request as tokens, rendered the way it will be evaluated. */
+  promptTokensOf(request: GenerationRequest): Token[] {
     const model = this.requireModel();
-    if (request.input.kind === "raw") return model.tokenize(request.input.text).length + 1;
+    if (request.input.kind === "raw") {
+      const bos = model.tokens.bos;
+      return [...(bos === null ? [] : [bos]), ...model.tokenize(request.input.text)];
+    }
     const { contextText } = this.requireChatWrapper().generateContextState({
       chatHistory: [...this.chatHistoryOf(request), { type: "model", response: [] }],
     });
-    return contextText.tokenize(model.tokenizer).length;
+    return contextText.tokenize(model.tokenizer);
   }
 
   async generate(request: GenerationRequest, options: GenerateOptions): Promise<GenerationOutcome> {
-    const sequence = this.freeSequences.pop();
-    if (!sequence)
-      throw new EdgeError("internal", "no free sequence: the scheduler let too many requests run");
+    const tokens = this.promptTokensOf(request);
+    const limit = this.contextSize;
+    if (tokens.length >= limit) {
+      throw new EdgeError(
+        "context_overflow",
+        `the prompt takes ${tokens.length} tokens; the context holds ${limit} tokens per request`,
+        { details: { promptTokens: tokens.length, contextSize: limit } },
+      );
+    }
+    const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
+    const sequence = this.takeSequenceFor(tokens);
     try {
-      return await this.generateOn(sequence, request, options);
+      return await this.generateOn(sequence, request, tokens.length, grammar, options);
     } finally {
       this.freeSequences.push(sequence);
     }
   }
 
+  /**
+   * The free sequence whose cached tokens share the longest prefix with the prompt: its KV cache is
+   * reused and only the rest is evaluated (a repeated system prompt, a conversation's earlier turns).
+   */
+  private takeSequenceFor(tokens: Token[]): LlamaContextSequence {
+    if (this.freeSequences.length === 0) {
+      throw new EdgeError("internal", "no free sequence: the scheduler let too many requests run");
+    }
+    let best = 0;
+    let bestShared = -1;
+    this.freeSequences.forEach((sequence, index) => {
+      const shared = sharedPrefixLength(sequence.contextTokens, tokens);
+      if (shared > bestShared) {
+        best = index;
+        bestShared = shared;
+      }
+    });
+    return this.freeSequences.splice(best, 1)[0]!;
+  }
+
   private async generateOn(
     sequence: LlamaContextSequence,
     request: GenerationRequest,
+    promptTokens: number,
+    grammar: LlamaGrammar | undefined,
     options: GenerateOptions,
   ): Promise<GenerationOutcome> {
-    const promptTokens = this.countPromptTokens(request);
-    const limit = this.contextSize;
-    if (promptTokens >= limit) {
-      throw new EdgeError(
-        "context_overflow",
-        `the prompt takes ${promptTokens} tokens; the context holds ${limit} tokens per request`,
-        { details: { promptTokens, contextSize: limit } },
-      );
-    }
-    const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
     const meterBefore = sequence.tokenMeter.getState();
     let firstTokenAt: number | null = null;
     let completionTokens = 0;
-    const onToken = (tokens: readonly unknown[]) => {
-      completionTokens += tokens.length;
-    };
-    const onTextChunk = (text: string) => {
-      if (firstTokenAt === null) firstTokenAt = performance.now();
-      options.onText(text);
-    };
     const common = {
       signal: options.signal,
       stopOnAbortSignal: true,
-      // Room for the prompt is guaranteed above; generation stops at the context's end.
-      maxTokens: Math.min(request.maxTokens, limit - promptTokens),
+      // Room for the prompt is guaranteed; generation stops at the context's end, no context shift.
+      maxTokens: Math.min(request.maxTokens, this.contextSize - promptTokens),
       temperature: request.temperature,
       topP: request.topP,
       topK: request.topK,
@@ -196,14 +191,20 @@ export class InferenceEngine {
       seed: request.seed,
       repeatPenalty: false as const,
       customStopTriggers: request.stop.length > 0 ? request.stop : undefined,
-      onTextChunk,
-      onToken,
+      grammar,
+      onToken: (tokens: readonly Token[]) => {
+        completionTokens += tokens.length;
+      },
+      onTextChunk: (text: string) => {
+        firstTokenAt ??= performance.now();
+        options.onText(text);
+      },
     };
     let text: string;
     let stopReason: string;
     if (request.input.kind === "raw") {
       const completion = new LlamaCompletion({ contextSequence: sequence });
-      const result = await completion.generateCompletionWithMeta(request.input.text, { ...common, grammar });
+      const result = await completion.generateCompletionWithMeta(request.input.text, common);
       text = result.response;
       stopReason = result.metadata.stopReason;
     } else {
@@ -213,7 +214,7 @@ export class InferenceEngine {
         autoDisposeSequence: false,
       });
       try {
-        const result = await chat.generateResponse(this.chatHistoryOf(request), { ...common, grammar });
+        const result = await chat.generateResponse(this.chatHistoryOf(request), common);
         text = result.response;
         stopReason = result.metadata.stopReason;
       } finally {
@@ -247,8 +248,8 @@ export class InferenceEngine {
     const cached = this.grammarCache.get(key);
     if (cached) return cached;
     try {
-      // biome-ignore lint/suspicious/noExplicitAny: the schema is validated by node-llama-cpp itself
-      const grammar = await this.requireLlama().createGrammarForJsonSchema(schema as any);
+      // biome-ignore lint/suspicious/noExplicitAny: checked by jsonSchemaProblems and by node-llama-cpp itself
+      const grammar = await this.llama.createGrammarForJsonSchema(schema as any);
       if (this.grammarCache.size >= 32) this.grammarCache.clear();
       this.grammarCache.set(key, grammar);
       return grammar;
@@ -257,11 +258,6 @@ export class InferenceEngine {
         cause: err,
       });
     }
-  }
-
-  private requireLlama(): Llama {
-    if (!this.llamaInstance) throw new EdgeError("model_unavailable", "the engine is not started");
-    return this.llamaInstance;
   }
 
   private requireModel(): LlamaModel {
@@ -280,10 +276,8 @@ export class InferenceEngine {
     this.grammarCache.clear();
     await this.context?.dispose();
     await this.model?.dispose();
-    await this.llamaInstance?.dispose();
     this.context = undefined;
     this.model = undefined;
-    this.llamaInstance = undefined;
   }
 }
 

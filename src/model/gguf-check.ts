@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import { type GgufFileInfo, readGgufFileInfo } from "node-llama-cpp";
+import { type GgufFileInfo, GgufFileType, readGgufFileInfo } from "node-llama-cpp";
 import { EdgeError } from "../errors.js";
 
 /**
@@ -29,6 +29,11 @@ export interface ModelHeaderFacts {
   layers: number;
   embedding: number;
   contextLength: number;
+  heads: number;
+  kvHeads: number;
+  vocabSize: number;
+  /** GGML quantization name from general.file_type (e.g. "Q4_0"), null when absent or unknown. */
+  quantization: string | null;
   fileBytes: number;
   hasChatTemplate: boolean;
   info: GgufFileInfo;
@@ -69,12 +74,20 @@ export async function checkGgufHeader(path: string): Promise<ModelHeaderFacts> {
     throw new EdgeError("model_invalid", `${path}: GGUF header lacks or has invalid ${problems.join(", ")}`);
   }
   const name = lookup(metadata, "general.name");
+  const heads = lookup(archMetadata, "attention.head_count") as number;
+  const kvHeads = lookup(archMetadata, "attention.head_count_kv");
+  const fileType = lookup(metadata, "general.file_type");
   return {
     architecture,
     name: typeof name === "string" ? name : null,
     layers: lookup(archMetadata, "block_count") as number,
     embedding: lookup(archMetadata, "embedding_length") as number,
     contextLength: lookup(archMetadata, "context_length") as number,
+    heads,
+    kvHeads: typeof kvHeads === "number" && kvHeads > 0 ? kvHeads : heads,
+    vocabSize: (lookup(metadata, "tokenizer.ggml.tokens") as unknown[]).length,
+    quantization:
+      typeof fileType === "number" ? (GgufFileType[fileType]?.replace(/^(MOSTLY|ALL)_/, "") ?? null) : null,
     fileBytes,
     hasChatTemplate: typeof lookup(metadata, "tokenizer.chat_template") === "string",
     info,

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type GgmlTensorType,
   type GgufTensor,
@@ -230,6 +230,7 @@ export async function writeSyntheticModel(options: WriteSyntheticModelOptions): 
     blockCount: options.blockCount,
   });
   const partialPath = `${options.path}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
+  await mkdir(dirname(options.path), { recursive: true });
   try {
     await writeGgufFile({
       path: partialPath,

@@ -54,7 +54,10 @@ export function jsonSchemaProblems(schema: unknown): string[] {
       if (list === undefined) continue;
       if (!Array.isArray(list) || list.length === 0)
         problems.push(`${path}.${key}: must be a non-empty array of schemas`);
-      else list.forEach((child, i) => visit(child, `${path}.${key}[${i}]`));
+      else
+        list.forEach((child, i) => {
+          visit(child, `${path}.${key}[${i}]`);
+        });
     }
     if (node.items !== undefined) visit(node.items, `${path}.items`);
     if (node.additionalProperties !== undefined && typeof node.additionalProperties !== "boolean") {

@@ -77,7 +77,8 @@ describe("tinyllama-edge ask", () => {
     const run = await runAsk([...flags, "--json", "--max-tokens", "4", "hi"]);
     expect(run.code).toBe(0);
     const final = JSON.parse(run.stdout);
-    expect(final).toMatchObject({ status: "ok", node: NODE, usage: { completion_tokens: 4 } });
+    expect(final).toMatchObject({ status: "ok", node: NODE, finish_reason: "length" });
+    expect(final.usage.completion_tokens).toBeGreaterThanOrEqual(4);
   });
 
   it("passes a JSON schema and gets parsed JSON back", async () => {

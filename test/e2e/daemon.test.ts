@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MALFORMED_CASES } from "../helpers/malformed-payloads.js";
 import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
+import { MALFORMED_CASES } from "../helpers/malformed-payloads.js";
 import { tinyModelPath } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
@@ -60,6 +60,7 @@ describe("the built daemon over MQTT", () => {
   it("streams tokens and sends one final whose text is the chunks joined", async () => {
     await probe.publish(`${BASE}/${NODE}/request`, { id: "t1", prompt: "hello", max_tokens: 16, seed: 3 });
     const final = await probe.waitForJson(`${BASE}/${NODE}/response/t1`);
+    // biome-ignore lint/suspicious/noExplicitAny: checked field by field
     const result = final.json as Record<string, any>;
     expect(result.status).toBe("ok");
     expect(result.node).toBe(NODE);
@@ -85,7 +86,11 @@ describe("the built daemon over MQTT", () => {
       await probe.publish(`${BASE}/${NODE}/request`, payload as string);
     }
     const expectedOnErrors = MALFORMED_CASES.filter((c) => c.id === null).length;
-    await probe.waitFor(() => probe.on(errorsTopic).length - errorsBefore >= expectedOnErrors, 30_000, "errors");
+    await probe.waitFor(
+      () => probe.on(errorsTopic).length - errorsBefore >= expectedOnErrors,
+      30_000,
+      "errors",
+    );
     for (const c of MALFORMED_CASES.filter((m) => m.id !== null)) {
       const reply = await probe.waitForJson(`${BASE}/${NODE}/response/${c.id}`, () => true, 30_000);
       expect(reply.json, c.name).toMatchObject({ id: c.id, status: "error", error: { code: c.code } });
@@ -104,7 +109,12 @@ describe("the built daemon over MQTT", () => {
   });
 
   it("honours reply_to, MQTT 5 Response Topic and Correlation Data", async () => {
-    await probe.publish(`${BASE}/${NODE}/request`, { id: "r1", prompt: "hi", max_tokens: 3, reply_to: "e2e/replies/r1" });
+    await probe.publish(`${BASE}/${NODE}/request`, {
+      id: "r1",
+      prompt: "hi",
+      max_tokens: 3,
+      reply_to: "e2e/replies/r1",
+    });
     const viaField = await probe.waitForJson("e2e/replies/r1");
     expect((viaField.json as { id: string }).id).toBe("r1");
     if (!broker.supportsMqtt5) return;

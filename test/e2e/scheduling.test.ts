@@ -69,8 +69,8 @@ describe("scheduling: queue, parallel sequences, cancel, deadlines, prefix reuse
     );
     const [a, b] = await Promise.all([finalOf("par-a"), finalOf("par-b")]);
     // The second did not wait for the first: both started right away.
-    expect(a.timings.queue_ms).toBeLessThan(200);
-    expect(b.timings.queue_ms).toBeLessThan(200);
+    expect(a!.timings.queue_ms).toBeLessThan(200);
+    expect(b!.timings.queue_ms).toBeLessThan(200);
   });
 
   it("cancels a running request with its partial text, and a queued one with an error", async () => {
@@ -190,8 +190,8 @@ describe("scheduling: queue, parallel sequences, cancel, deadlines, prefix reuse
     );
     expect(await daemon.stop("SIGTERM")).toBe(0);
     const [a, b, c] = await Promise.all(["end-1", "end-2", "end-3"].map(finalOf));
-    expect(a.finish_reason).toBe("cancelled");
-    expect(b.finish_reason).toBe("cancelled");
+    expect(a!.finish_reason).toBe("cancelled");
+    expect(b!.finish_reason).toBe("cancelled");
     expect(c).toMatchObject({ status: "error", error: { code: "shutting_down" } });
   });
 });

@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,8 +81,11 @@ describe("make-model", () => {
 
   it("exits 1 with a message when the file cannot be written", async () => {
     const stderr = captured("stderr");
-    expect(await run(["--preset", "tiny", "--out", join(directory, "missing", "tiny.gguf")])).toBe(1);
-    expect(stderr()).toMatch(/ENOENT/);
+    // A regular file where a directory is needed: no one can write there, root included.
+    const blocker = join(directory, "blocker");
+    writeFileSync(blocker, "");
+    expect(await run(["--preset", "tiny", "--out", join(blocker, "tiny.gguf")])).toBe(1);
+    expect(stderr()).toMatch(/ENOTDIR|EEXIST/);
   });
 
   it("exits 130 when interrupted", async () => {

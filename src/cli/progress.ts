@@ -1,0 +1,113 @@
+import cliProgress from "cli-progress";
+import type { Logger } from "../logging/logger.js";
+
+/** Reports a long task (a download, a benchmark run) to whoever watches: a terminal or a journal. */
+export interface ProgressReporter {
+  /** `total` may be 0 when the size is not known in advance. */
+  start(label: string, total: number): void;
+  /** `done` is the running amount (bytes, steps), not an increment. */
+  update(done: number): void;
+  stop(): void;
+}
+
+export interface ProgressReporterOptions {
+  /** True when stdout is a terminal: draw a bar; otherwise write throttled log lines. */
+  interactive: boolean;
+  logger: Logger;
+  /** Where the bar is drawn; stderr by default so stdout stays clean for scripts. */
+  stream?: NodeJS.WritableStream;
+  /** Milliseconds clock, injectable so the throttling can be tested. */
+  now?: () => number;
+}
+
+export function createProgressReporter(options: ProgressReporterOptions): ProgressReporter {
+  return options.interactive
+    ? createBarProgressReporter(options.stream ?? process.stderr)
+    : createLogProgressReporter(options.logger, options.now ?? Date.now);
+}
+
+const MEGABYTE = 1_000_000;
+
+function megabytes(bytes: number): string {
+  return (bytes / MEGABYTE).toFixed(1);
+}
+
+export function createBarProgressReporter(stream: NodeJS.WritableStream): ProgressReporter {
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    start(label, total) {
+      bar?.stop();
+      bar = new cliProgress.SingleBar(
+        {
+          stream,
+          format: `${label} [{bar}] {percentage}% | {doneMB}/{totalMB} MB | ETA {eta_formatted}`,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { doneMB: megabytes(0), totalMB: megabytes(total) });
+    },
+    update(done) {
+      bar?.update(done, { doneMB: megabytes(done) });
+    },
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  };
+}
+
+/** Under systemd a bar would flood the journal: one line per 10 % step, or every 5 s at most. */
+export const LOG_PROGRESS_STEP_PERCENT = 10;
+export const LOG_PROGRESS_INTERVAL_MS = 5_000;
+
+export function createLogProgressReporter(logger: Logger, now: () => number): ProgressReporter {
+  let label = "";
+  let total = 0;
+  let done = 0;
+  let lastStep = -1;
+  let lastLoggedAt = 0;
+  let lastLoggedDone = -1;
+  let active = false;
+
+  const log = () => {
+    lastLoggedAt = now();
+    lastLoggedDone = done;
+    if (total > 0) {
+      const percent = Math.min(100, Math.floor((done / total) * 100));
+      logger.info(
+        { label, done, total, percent },
+        `${label}: ${percent}% (${megabytes(done)} of ${megabytes(total)} MB)`,
+      );
+    } else {
+      logger.info({ label, done }, `${label}: ${megabytes(done)} MB`);
+    }
+  };
+
+  return {
+    start(newLabel, newTotal) {
+      label = newLabel;
+      total = newTotal;
+      done = 0;
+      lastStep = -1;
+      lastLoggedDone = -1;
+      lastLoggedAt = now();
+      active = true;
+    },
+    update(newDone) {
+      if (!active) return;
+      done = newDone;
+      const step = total > 0 ? Math.floor((done / total) * (100 / LOG_PROGRESS_STEP_PERCENT)) : -1;
+      const stepped = step > lastStep;
+      if (stepped) lastStep = step;
+      if (stepped || (now() - lastLoggedAt >= LOG_PROGRESS_INTERVAL_MS && done !== lastLoggedDone)) log();
+    },
+    stop() {
+      if (!active) return;
+      active = false;
+      // The final figure always reaches the log, even when it fell between two steps.
+      if (done !== lastLoggedDone) log();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import type { Llama } from "node-llama-cpp";
+import { LlamaLogLevel } from "node-llama-cpp";
+import { createProgressReporter } from "../cli/progress.js";
+import type { AppConfig } from "../config/app-config.js";
+import { EdgeError } from "../errors.js";
+import { detectCpu, detectHardware } from "../hardware/detect-hardware.js";
+import type { HardwareProfile } from "../hardware/hardware-profile.js";
+import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
+import { openLlama } from "../inference/open-llama.js";
+import type { Logger } from "../logging/logger.js";
+import { checkGgufHeader, type ModelHeaderFacts } from "../model/gguf-check.js";
+import { type ModelFileSource, resolveModelFile } from "../model/model-store.js";
+import { hostDetectionDeps } from "./host-detection.js";
+import { customModelFacts, planRequestFromConfig } from "./plan-request-from-config.js";
+
+export interface PreparedRuntime {
+  llama: Llama;
+  hardware: HardwareProfile;
+  plan: RuntimePlan;
+  modelPath: string;
+  modelSource: ModelFileSource;
+  header: ModelHeaderFacts;
+  /** llama.cpp's recent error lines, to explain a failed load. */
+  nativeErrors: () => string[];
+}
+
+export interface PrepareRuntimeDeps {
+  config: AppConfig;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  interactive: boolean;
+  signal: AbortSignal;
+  /** Where /proc and /sys are read from (tests point it at recorded trees). */
+  rootDir?: string;
+}
+
+const NATIVE_ERRORS_KEPT = 20;
+
+/**
+ * Everything between "the config is valid" and "the model can be loaded": llama.cpp's binding sized
+ * to the physical cores, the hardware profile, the plan for it, and the model file (downloaded when
+ * missing). A model that cannot fit is refused here, before anything large is read.
+ */
+export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<PreparedRuntime> {
+  const { config, logger } = deps;
+  const nativeLogger = logger.child({ component: "llama.cpp" });
+  const nativeErrors: string[] = [];
+  const onLog = (level: LlamaLogLevel, message: string) => {
+    if (!message) return;
+    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) {
+      nativeErrors.push(message);
+      if (nativeErrors.length > NATIVE_ERRORS_KEPT) nativeErrors.shift();
+      nativeLogger.error(message);
+    } else if (level === LlamaLogLevel.warn) nativeLogger.warn(message);
+    else nativeLogger.debug(message);
+  };
+
+  const detection = hostDetectionDeps(deps.rootDir);
+  const cpu = await detectCpu(detection);
+  const maxThreads = config.runtime.threads === "auto" ? cpu.physicalCores : config.runtime.threads;
+  const llama = await openLlama({
+    gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
+    maxThreads: Math.max(1, maxThreads),
+    onLog,
+  });
+  if (!llama)
+    throw new EdgeError("model_unavailable", "node-llama-cpp has no usable binary for this machine");
+  try {
+    const hardware = await detectHardware({ ...detection, llama });
+    let header: ModelHeaderFacts | undefined;
+    if (config.model.path) header = await checkGgufHeader(config.model.path);
+    const request = planRequestFromConfig(
+      config.runtime,
+      header && config.model.path ? customModelFacts(config.model.path, header) : undefined,
+    );
+    const plan = planRuntime(hardware, request);
+    for (const warning of plan.warnings) logger.warn({ plan: true }, warning);
+    logger.info({ plan: summarizePlan(plan) }, "runtime plan");
+    // The pool was sized to the physical cores; the plan may use fewer.
+    llama.maxThreads = plan.threads;
+
+    const resolved = await resolveModelFile({
+      model: config.model,
+      defaultUri: plan.modelUri ?? "",
+      logger: logger.child({ component: "model-store" }),
+      progress: createProgressReporter({
+        interactive: deps.interactive,
+        logger: logger.child({ component: "download" }),
+      }),
+      signal: deps.signal,
+      env: deps.env,
+    });
+    header ??= await checkGgufHeader(resolved.path);
+    return {
+      llama,
+      hardware,
+      plan,
+      modelPath: resolved.path,
+      modelSource: resolved.source,
+      header,
+      nativeErrors: () => [...nativeErrors],
+    };
+  } catch (err) {
+    await llama.dispose();
+    throw err;
+  }
+}
+
+function summarizePlan(plan: RuntimePlan): Record<string, unknown> {
+  const { reasons: _reasons, warnings: _warnings, ...figures } = plan;
+  return figures;
+}
