@@ -1,11 +1,12 @@
 import { basename } from "node:path";
 import type { AppConfig } from "./config/app-config.js";
+import { EdgeError } from "./errors.js";
 import { type EngineSettings, InferenceEngine } from "./inference/engine.js";
 import type { Logger } from "./logging/logger.js";
 import { DEFAULT_BROKER_URL, EmbeddedBroker, isPortListening } from "./mqtt/embedded-broker.js";
 import { type NodeState, statusPayload } from "./mqtt/status.js";
 import { createTopics, nodeIdFromHostname, type Topics } from "./mqtt/topics.js";
-import { type IncomingMessage, MqttTransport, type Subscription } from "./mqtt/transport.js";
+import { type IncomingMessage, MqttTransport, type PublishOptions } from "./mqtt/transport.js";
 import { buildInfoPayload } from "./runtime/info-payload.js";
 import { type PreparedRuntime, prepareRuntime } from "./runtime/prepare-runtime.js";
 import { ConversationStore } from "./serving/conversation-store.js";
@@ -73,12 +74,16 @@ export function createDaemon(deps: DaemonDeps): Daemon {
 
   const onMessage = (message: IncomingMessage) => {
     const kind = topics.classify(message.topic);
-    if (kind === "request") {
-      if (service) service.handleRequest(message);
-      else logger.warn({ topic: message.topic }, "request before the model is loaded");
-    } else if (kind === "cancel") {
-      service?.handleCancel(message);
-    }
+    // The service exists before the first subscription: nothing that arrives can be missed.
+    if (kind === "request") service?.handleRequest(message);
+    else if (kind === "cancel") service?.handleCancel(message);
+  };
+
+  /** Offline, stream chunks are dropped (late tokens help nobody); finals are queued by mqtt.js. */
+  const publishReply = (topic: string, payload: string, options: PublishOptions): Promise<void> => {
+    if (!transport) return Promise.reject(new Error("no MQTT transport"));
+    if (options.qos === 0 && !transport.connected) return Promise.resolve();
+    return transport.publish(topic, payload, options);
   };
 
   /** The configured broker, or an embedded one for the zero-setup quick start. */
@@ -111,8 +116,37 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         onConnect: () => publishStatus(state),
         onMessage,
       });
+      // Requests that arrive while the model loads (a persistent session delivers them at once)
+      // wait in the queue; beyond it they are answered busy.
+      service = new RequestService({
+        logger: logger.child({ component: "requests" }),
+        topics,
+        limits: config.requests,
+        maxQueue: config.scheduler.maxQueue,
+        slots: 0,
+        streamQos: config.mqtt.streamQos,
+        publish: publishReply,
+        generator: {
+          generate: (request, options) => {
+            if (!engine) throw new EdgeError("model_unavailable", "the model is not loaded");
+            return engine.generate(request, options);
+          },
+        },
+        stats,
+        conversations: new ConversationStore({
+          maxCount: config.conversations.maxCount,
+          maxAgeMs: config.conversations.maxAgeSeconds * 1000,
+          maxMessages: config.conversations.maxMessages,
+          maxChars: config.conversations.maxChars,
+        }),
+        modelName: () => (runtime ? basename(runtime.modelPath) : "none"),
+      });
       await transport.start(signal);
       await publishStatus("loading");
+      await transport.subscribe([
+        { topic: topics.nodeRequest, qos: 1 },
+        { topic: topics.nodeCancel, qos: 1 },
+      ]);
 
       runtime = await prepareRuntime({
         config,
@@ -122,40 +156,23 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         signal,
       });
       const settings = engineSettings(runtime);
-      engine = new InferenceEngine({
+      const loading = new InferenceEngine({
         logger: logger.child({ component: "engine" }),
         llama: runtime.llama,
         settings,
         nativeErrors: runtime.nativeErrors,
       });
-      await engine.start();
+      await loading.start();
+      engine = loading;
+      service.startServing(settings.sequences);
 
-      service = new RequestService({
-        logger: logger.child({ component: "requests" }),
-        topics,
-        limits: config.requests,
-        maxQueue: config.scheduler.maxQueue,
-        slots: settings.sequences,
-        streamQos: config.mqtt.streamQos,
-        publish: (topic, payload, options) => transport!.publish(topic, payload, options),
-        generator: engine,
-        stats,
-        conversations: new ConversationStore({
-          maxCount: config.conversations.maxCount,
-          maxAgeMs: config.conversations.maxAgeSeconds * 1000,
-          maxMessages: config.conversations.maxMessages,
-          maxChars: config.conversations.maxChars,
-        }),
-        modelName: basename(runtime.modelPath),
-      });
-      const subscriptions: Subscription[] = [
-        { topic: topics.nodeRequest, qos: 1 },
-        { topic: topics.nodeCancel, qos: 1 },
-      ];
+      // The pool only once this node can serve: until then the other nodes take its share.
       if (config.mqtt.pool.enabled && !embedded) {
-        subscriptions.push({ topic: topics.poolRequestShared, qos: 1 }, { topic: topics.poolCancel, qos: 1 });
+        await transport.subscribe([
+          { topic: topics.poolRequestShared, qos: 1 },
+          { topic: topics.poolCancel, qos: 1 },
+        ]);
       }
-      await transport.subscribe(subscriptions);
       await transport.publish(
         topics.info,
         JSON.stringify(await buildInfoPayload({ nodeId, runtime, maxQueue: config.scheduler.maxQueue })),

@@ -37,9 +37,9 @@ export const configSchema = {
     reconnectMaxMs: { doc: "Longest reconnect delay.", format: "positive-int", default: 30000 },
     streamQos: { doc: "QoS of token stream chunks.", format: [0, 1], default: 0 },
     sessionExpirySeconds: {
-      doc: "0: clean session on every connect. >0: a persistent session the broker keeps this long, so QoS 1 requests sent while the daemon restarts are delivered when it is back.",
+      doc: "A persistent session the broker keeps this long while the daemon is away, so QoS 1 requests sent during a restart are delivered when it is back (3.1.1: kept until the broker drops it). 0: a clean session on every connect.",
       format: "non-negative-int",
-      default: 0,
+      default: 3600,
     },
     embeddedBroker: {
       doc: '"auto": start an embedded broker on 127.0.0.1 when mqtt.url is the default and nothing listens there. "never": always use the configured broker.',

@@ -27,6 +27,7 @@ export interface RequestServiceDeps {
   topics: Topics;
   limits: RequestLimitsConfig;
   maxQueue: number;
+  /** Requests generated at once; 0 holds them in the queue until startServing(). */
   slots: number;
   streamQos: 0 | 1;
   publish: Publish;
@@ -34,7 +35,7 @@ export interface RequestServiceDeps {
   stats: ServingStats;
   conversations: ConversationStore;
   /** File name of the served model, reported in every result. */
-  modelName: string;
+  modelName: () => string;
 }
 
 interface Job extends JobHandle {
@@ -69,6 +70,11 @@ export class RequestService {
       },
       averageJobMs: () => deps.stats.averageJobMs,
     });
+  }
+
+  /** The model is loaded: queued requests start, on this many parallel sequences. */
+  startServing(slots: number): void {
+    this.scheduler.open(slots);
   }
 
   get queueDepth(): number {
@@ -227,7 +233,7 @@ export class RequestService {
           total_ms: round(endedAt - job.receivedAt),
           tokens_per_second: tokensPerSecond === null ? null : round(tokensPerSecond),
         },
-        model: this.deps.modelName,
+        model: this.deps.modelName(),
         node: this.deps.topics.nodeId,
       };
       if (request.jsonSchema) result.json = parseJsonOrNull(outcome.text);

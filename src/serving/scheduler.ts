@@ -15,7 +15,7 @@ export interface JobHandle {
 
 export interface SchedulerDeps<J extends JobHandle> {
   maxQueue: number;
-  /** Jobs run at once: the context's sequences. */
+  /** Jobs run at once (the context's sequences); 0 queues everything until open() is called. */
   slots: number;
   /** Runs one job to its end; the signal aborts with a StopCause as reason. Must not throw. */
   run: (job: J, signal: AbortSignal) => Promise<void>;
@@ -44,10 +44,18 @@ export class Scheduler<J extends JobHandle> {
   private readonly running = new Map<string, { job: J; controller: AbortController; done: Promise<void> }>();
   private queuedCount = 0;
   private closed = false;
+  private slots: number;
 
   constructor(deps: SchedulerDeps<J>) {
     this.deps = deps;
     this.now = deps.now ?? (() => performance.now());
+    this.slots = deps.slots;
+  }
+
+  /** Starts running queued jobs on this many slots (the model is loaded). */
+  open(slots: number): void {
+    this.slots = slots;
+    this.fill();
   }
 
   get queueDepth(): number {
@@ -65,7 +73,7 @@ export class Scheduler<J extends JobHandle> {
   /** Queues the job or throws busy / shutting_down; the job is then owned by the scheduler. */
   submit(job: J): void {
     if (this.closed) throw new EdgeError("shutting_down", "the daemon is shutting down");
-    if (this.running.size < this.deps.slots && this.queuedCount === 0) {
+    if (this.running.size < this.slots && this.queuedCount === 0) {
       this.start(job);
       return;
     }
@@ -85,7 +93,7 @@ export class Scheduler<J extends JobHandle> {
   /** A guess at when a slot frees up, from the measured average job time. */
   private retryAfterMs(): number {
     const average = this.deps.averageJobMs() ?? 5000;
-    return Math.ceil((average * (this.queuedCount + this.running.size)) / Math.max(1, this.deps.slots));
+    return Math.ceil((average * (this.queuedCount + this.running.size)) / Math.max(1, this.slots));
   }
 
   /** True when the id was queued or running here. */
@@ -158,7 +166,7 @@ export class Scheduler<J extends JobHandle> {
   }
 
   private fill(): void {
-    while (!this.closed && this.running.size < this.deps.slots) {
+    while (!this.closed && this.running.size < this.slots) {
       const next = this.takeNext();
       if (!next) return;
       if (next.deadline <= this.now()) {

@@ -38,12 +38,14 @@ export class MqttProbe {
 
   static async connect(
     url: string,
-    options: { protocolVersion?: 4 | 5; clientId?: string } = {},
+    options: { protocolVersion?: 4 | 5; clientId?: string; persistent?: boolean } = {},
   ): Promise<MqttProbe> {
     const client = await mqtt.connectAsync(url, {
       protocolVersion: options.protocolVersion ?? 4,
       clientId: options.clientId ?? `probe-${Math.random().toString(16).slice(2, 10)}`,
       reconnectPeriod: 200,
+      // A persistent session keeps the probe's subscriptions and queued messages across broker restarts.
+      clean: !options.persistent,
     });
     return new MqttProbe(client);
   }
