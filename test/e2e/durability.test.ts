@@ -2,14 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
 import { tinyModelPath } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
-import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
+import { mosquittoPath, startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
 const NODE = "durable";
 const REQ = `tinyllama/${NODE}/request`;
 const reply = (id: string) => `tinyllama/${NODE}/response/${id}`;
 
 // Persistent sessions and broker restarts need a real Mosquitto with persistence.
-describe("MQTT durability: persistent session and broker restarts", () => {
+describe.skipIf(mosquittoPath() === null)("MQTT durability: persistent session and broker restarts", () => {
   let broker: TestBroker;
   let probe: MqttProbe;
   let modelPath: string;
@@ -56,7 +56,6 @@ describe("MQTT durability: persistent session and broker restarts", () => {
   });
 
   it("answers a request sent while the daemon was stopped", async () => {
-    if (broker.kind !== "mosquitto") return;
     daemon = startDaemon();
     await online();
     expect(await daemon.stop("SIGTERM")).toBe(0);
@@ -69,7 +68,6 @@ describe("MQTT durability: persistent session and broker restarts", () => {
   });
 
   it("loses no final when the broker restarts mid-generation, and announces online again", async () => {
-    if (broker.kind !== "mosquitto") return;
     if (!daemon || daemon.child.exitCode !== null) daemon = startDaemon();
     await online();
     const onlineBefore = probe.on(`tinyllama/${NODE}/status`).length;
