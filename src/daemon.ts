@@ -2,6 +2,7 @@ import { basename } from "node:path";
 import type { AppConfig } from "./config/app-config.js";
 import { EdgeError } from "./errors.js";
 import { type EngineSettings, InferenceEngine } from "./inference/engine.js";
+import { type ThreadTuning, tuneThreads } from "./inference/thread-tuner.js";
 import type { Logger } from "./logging/logger.js";
 import { DEFAULT_BROKER_URL, EmbeddedBroker, isPortListening } from "./mqtt/embedded-broker.js";
 import { type NodeState, statusPayload } from "./mqtt/status.js";
@@ -65,6 +66,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let runtime: PreparedRuntime | undefined;
   let engine: InferenceEngine | undefined;
   let service: RequestService | undefined;
+  let threadTuning: ThreadTuning | null = null;
   let stopping: Promise<void> | undefined;
 
   const publishStatus = async (next: NodeState) => {
@@ -99,6 +101,35 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       "no broker on localhost:1883: started the embedded broker (MQTT 3.1.1, no shared subscriptions)",
     );
     return { url, embedded: true };
+  }
+
+  /** Measured thread count (issue of rules vs reality on each board); only when threads are "auto". */
+  async function maybeTuneThreads(
+    prepared: PreparedRuntime,
+    loaded: InferenceEngine,
+    signal: AbortSignal,
+  ): Promise<ThreadTuning | null> {
+    const { plan, hardware, header, llama } = prepared;
+    if (config.runtime.threads !== "auto" || !config.runtime.autotune || plan.threads <= 1) return null;
+    const tuning = await tuneThreads({
+      logger: logger.child({ component: "thread-tuner" }),
+      stateDir: config.state.dir,
+      key: [
+        hardware.arch,
+        hardware.cpu.model,
+        hardware.cpu.physicalCores,
+        basename(prepared.modelPath),
+        header.fileBytes,
+        plan.contextSize,
+      ].join("|"),
+      maxThreads: plan.threads,
+      setThreads: (threads) => {
+        llama.maxThreads = threads;
+      },
+      measure: () => loaded.measureGeneration(32, signal),
+    });
+    logger.info({ threads: tuning.threads, source: tuning.source, trials: tuning.trials }, "threads tuned");
+    return tuning;
   }
 
   async function start(signal: AbortSignal): Promise<void> {
@@ -163,6 +194,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         nativeErrors: runtime.nativeErrors,
       });
       await loading.start();
+      threadTuning = await maybeTuneThreads(runtime, loading, signal);
       engine = loading;
       service.startServing(settings.sequences);
 
@@ -175,7 +207,9 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       }
       await transport.publish(
         topics.info,
-        JSON.stringify(await buildInfoPayload({ nodeId, runtime, maxQueue: config.scheduler.maxQueue })),
+        JSON.stringify(
+          await buildInfoPayload({ nodeId, runtime, threadTuning, maxQueue: config.scheduler.maxQueue }),
+        ),
         { qos: 1, retain: true },
       );
       await publishStatus("online");

@@ -37,6 +37,7 @@ export interface RuntimeConfig {
   batchSize: Auto | number;
   useMmap: Auto | boolean;
   memoryReserveMiB: Auto | number;
+  autotune: boolean;
 }
 
 export interface RequestLimitsConfig {
@@ -49,6 +50,15 @@ export interface RequestLimitsConfig {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   systemPrompt: string;
+}
+
+export interface ThermalConfig {
+  /** Empty: no temperature source. */
+  sensorPath: string;
+  throttleAtC: number;
+  resumeBelowC: number;
+  reducedThreads: Auto | number;
+  checkSeconds: number;
 }
 
 export interface AppConfig {
@@ -67,4 +77,6 @@ export interface AppConfig {
   };
   state: { dir: string };
   shutdown: { deadlineMs: number };
+  thermal: ThermalConfig;
+  metrics: { http: { port: number; host: string } };
 }

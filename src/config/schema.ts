@@ -137,6 +137,11 @@ export const configSchema = {
       format: "auto-or-boolean",
       default: "auto",
     },
+    autotune: {
+      doc: 'With runtime.threads "auto": measure generation at a few thread counts on first start and keep the fastest (cached in state.dir per hardware and model).',
+      format: Boolean,
+      default: true,
+    },
     memoryReserveMiB: {
       doc: 'RAM left for the OS and other services when planning ("auto": 300 MiB, less on boards under 2.4 GB).',
       format: "auto-or-positive-int",
@@ -234,6 +239,47 @@ export const configSchema = {
       doc: "Longest graceful shutdown before the process is forced to exit.",
       format: "positive-int",
       default: 20000,
+    },
+  },
+  thermal: {
+    sensorPath: {
+      doc: "File giving the SoC temperature in millidegrees Celsius (empty: no temperature).",
+      format: String,
+      default: "/sys/class/thermal/thermal_zone0/temp",
+    },
+    throttleAtC: {
+      doc: "At or above this temperature (°C) inference runs on thermal.reducedThreads, before the firmware throttles the clocks.",
+      format: "non-negative-number",
+      default: 80,
+    },
+    resumeBelowC: {
+      doc: "Below this temperature (°C) the configured thread count is restored (kept under thermal.throttleAtC so the two do not flap).",
+      format: "non-negative-number",
+      default: 75,
+    },
+    reducedThreads: {
+      doc: 'Inference threads while hot ("auto": half the configured threads, at least 1).',
+      format: "auto-or-positive-int",
+      default: "auto",
+    },
+    checkSeconds: {
+      doc: "Period of the temperature and throttling check.",
+      format: "positive-int",
+      default: 10,
+    },
+  },
+  metrics: {
+    http: {
+      port: {
+        doc: "Port of the Prometheus endpoint /metrics (0: off).",
+        format: "port",
+        default: 0,
+      },
+      host: {
+        doc: "Address the Prometheus endpoint listens on.",
+        format: String,
+        default: "127.0.0.1",
+      },
     },
   },
 } as const;

@@ -117,6 +117,35 @@ export class InferenceEngine {
     );
   }
 
+  /**
+   * Generation speed in tokens/s over `tokens` tokens of plain completion on a free sequence, timed
+   * from the first token to the last (prompt evaluation excluded). Used to tune the thread count.
+   */
+  async measureGeneration(tokens: number, signal?: AbortSignal): Promise<number> {
+    const sequence = this.takeSequenceFor([]);
+    try {
+      await sequence.clearHistory();
+      const times: number[] = [];
+      const completion = new LlamaCompletion({ contextSequence: sequence });
+      await completion.generateCompletion("The weather in the kitchen today is", {
+        maxTokens: tokens,
+        temperature: 0.7,
+        seed: 1,
+        repeatPenalty: false,
+        signal,
+        stopOnAbortSignal: true,
+        onToken: () => {
+          times.push(performance.now());
+        },
+      });
+      await sequence.clearHistory();
+      if (times.length < 2) return 0;
+      return ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
+    } finally {
+      this.freeSequences.push(sequence);
+    }
+  }
+
   /** The prompt of this request as tokens, rendered the way it will be evaluated. */
   promptTokensOf(request: GenerationRequest): Token[] {
     const model = this.requireModel();

@@ -1,20 +1,34 @@
 import { basename } from "node:path";
 import { getModuleVersion } from "node-llama-cpp";
+import type { RuntimePlan } from "../hardware/plan-runtime.js";
+import type { ThreadTuning } from "../inference/thread-tuner.js";
 import { packageVersion } from "../version.js";
 import type { PreparedRuntime } from "./prepare-runtime.js";
 
 export interface InfoPayloadInput {
   nodeId: string;
   runtime: PreparedRuntime;
+  threadTuning: ThreadTuning | null;
   maxQueue: number;
 }
 
+/** The plan as it runs: a measured thread count replaces the rule's, and says why. */
+export function effectivePlan(plan: RuntimePlan, tuning: ThreadTuning | null): RuntimePlan {
+  if (!tuning) return plan;
+  const trials = tuning.trials.map((t) => `${t.threads} threads ${t.tokensPerSecond} tokens/s`).join(", ");
+  return {
+    ...plan,
+    threads: tuning.threads,
+    reasons: {
+      ...plan.reasons,
+      threads: `${tuning.threads}: the fastest generation measured on this device (${trials}; ${tuning.source}); the rule gave ${plan.threads} (${plan.reasons.threads})`,
+    },
+  };
+}
+
 /** The retained info topic: what runs here, on what, with which plan and why, and what it can do. */
-export async function buildInfoPayload({
-  nodeId,
-  runtime,
-  maxQueue,
-}: InfoPayloadInput): Promise<Record<string, unknown>> {
+export async function buildInfoPayload(input: InfoPayloadInput): Promise<Record<string, unknown>> {
+  const { nodeId, runtime, threadTuning, maxQueue } = input;
   const { hardware, plan, header, llama } = runtime;
   return {
     version: packageVersion(),
@@ -38,7 +52,8 @@ export async function buildInfoPayload({
       architecture: header.architecture,
       size_bytes: header.fileBytes,
     },
-    plan,
+    plan: effectivePlan(plan, threadTuning),
+    thread_tuning: threadTuning,
     capabilities: {
       stream: true,
       json_schema: true,
