@@ -16,40 +16,49 @@ export interface ProgressReporterOptions {
   logger: Logger;
   /** Where the bar is drawn; stderr by default so stdout stays clean for scripts. */
   stream?: NodeJS.WritableStream;
+  /** What is counted: bytes are shown in MB (default), items as plain numbers (benchmark runs). */
+  units?: ProgressUnits;
   /** Milliseconds clock, injectable so the throttling can be tested. */
   now?: () => number;
 }
 
+export type ProgressUnits = "bytes" | "items";
+
 export function createProgressReporter(options: ProgressReporterOptions): ProgressReporter {
+  const units = options.units ?? "bytes";
   return options.interactive
-    ? createBarProgressReporter(options.stream ?? process.stderr)
-    : createLogProgressReporter(options.logger, options.now ?? Date.now);
+    ? createBarProgressReporter(options.stream ?? process.stderr, units)
+    : createLogProgressReporter(options.logger, options.now ?? Date.now, units);
 }
 
-const MEGABYTE = 1_000_000;
-
-function megabytes(bytes: number): string {
-  return (bytes / MEGABYTE).toFixed(1);
+function formatAmount(amount: number, units: ProgressUnits): string {
+  return units === "bytes" ? `${(amount / 1_000_000).toFixed(1)} MB` : String(amount);
 }
 
-export function createBarProgressReporter(stream: NodeJS.WritableStream): ProgressReporter {
+export function createBarProgressReporter(
+  stream: NodeJS.WritableStream,
+  units: ProgressUnits = "bytes",
+): ProgressReporter {
   let bar: cliProgress.SingleBar | null = null;
   return {
     start(label, total) {
       bar?.stop();
+      // Without a total there is no percentage to draw, only the running amount.
+      const format =
+        total > 0
+          ? `${label} [{bar}] {percentage}% | {amount} of {totalAmount} | ETA {eta_formatted}`
+          : `${label} {amount}`;
       bar = new cliProgress.SingleBar(
-        {
-          stream,
-          format: `${label} [{bar}] {percentage}% | {doneMB}/{totalMB} MB | ETA {eta_formatted}`,
-          hideCursor: true,
-          clearOnComplete: false,
-        },
+        { stream, format, hideCursor: true, clearOnComplete: false },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(total, 0, { doneMB: megabytes(0), totalMB: megabytes(total) });
+      bar.start(Math.max(total, 0), 0, {
+        amount: formatAmount(0, units),
+        totalAmount: formatAmount(total, units),
+      });
     },
     update(done) {
-      bar?.update(done, { doneMB: megabytes(done) });
+      bar?.update(done, { amount: formatAmount(done, units) });
     },
     stop() {
       bar?.stop();
@@ -62,7 +71,11 @@ export function createBarProgressReporter(stream: NodeJS.WritableStream): Progre
 export const LOG_PROGRESS_STEP_PERCENT = 10;
 export const LOG_PROGRESS_INTERVAL_MS = 5_000;
 
-export function createLogProgressReporter(logger: Logger, now: () => number): ProgressReporter {
+export function createLogProgressReporter(
+  logger: Logger,
+  now: () => number,
+  units: ProgressUnits = "bytes",
+): ProgressReporter {
   let label = "";
   let total = 0;
   let done = 0;
@@ -78,10 +91,10 @@ export function createLogProgressReporter(logger: Logger, now: () => number): Pr
       const percent = Math.min(100, Math.floor((done / total) * 100));
       logger.info(
         { label, done, total, percent },
-        `${label}: ${percent}% (${megabytes(done)} of ${megabytes(total)} MB)`,
+        `${label}: ${percent}% (${formatAmount(done, units)} of ${formatAmount(total, units)})`,
       );
     } else {
-      logger.info({ label, done }, `${label}: ${megabytes(done)} MB`);
+      logger.info({ label, done }, `${label}: ${formatAmount(done, units)}`);
     }
   };
 

@@ -13,6 +13,7 @@ export interface MqttConfig {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   streamQos: 0 | 1;
+  replyTopicAllow: string[];
   sessionExpirySeconds: number;
   embeddedBroker: "auto" | "never";
   tls: { ca: string; cert: string; key: string; rejectUnauthorized: boolean };
@@ -67,7 +68,7 @@ export interface AppConfig {
   model: ModelConfig;
   runtime: RuntimeConfig;
   requests: RequestLimitsConfig;
-  scheduler: { maxQueue: number };
+  scheduler: { maxQueue: number; fairness: "sender" | "fifo"; ratePerMinute: number };
   conversations: { maxCount: number; maxAgeSeconds: number; maxMessages: number; maxChars: number };
   health: { intervalSeconds: number };
   homeassistant: { enabled: boolean; discoveryPrefix: string };

@@ -1,4 +1,5 @@
 import convict from "convict";
+import { isValidTopicFilter } from "../mqtt/topic-filter.js";
 
 /** Custom convict formats; each coerces strings from the environment and CLI flags. */
 const AUTO = "auto";
@@ -79,6 +80,18 @@ export function registerConfigFormats(): void {
           value.split("/").every((level) => level.length > 0);
         if (!ok) throw new Error("must be a topic prefix without wildcards, $ or empty levels");
       },
+    },
+    "topic-filter-list": {
+      validate(value: unknown) {
+        if (!Array.isArray(value) || value.length === 0)
+          throw new Error("must be a non-empty list of topic filters");
+        for (const filter of value) {
+          if (typeof filter !== "string" || !isValidTopicFilter(filter)) {
+            throw new Error(`${JSON.stringify(filter)} is not a valid MQTT topic filter`);
+          }
+        }
+      },
+      coerce: (value: unknown) => (typeof value === "string" ? value.split(",").map((f) => f.trim()) : value),
     },
     "positive-int": {
       validate(value: unknown) {

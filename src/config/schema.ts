@@ -36,6 +36,11 @@ export const configSchema = {
     },
     reconnectMaxMs: { doc: "Longest reconnect delay.", format: "positive-int", default: 30000 },
     streamQos: { doc: "QoS of token stream chunks.", format: [0, 1], default: 0 },
+    replyTopicAllow: {
+      doc: "Topic filters a request's reply_to / Response Topic must match. $-topics, wildcards, Home Assistant discovery and the daemons' own status/info/health/request/cancel topics are refused whatever this says.",
+      format: "topic-filter-list",
+      default: ["#"],
+    },
     sessionExpirySeconds: {
       doc: "A persistent session the broker keeps this long while the daemon is away, so QoS 1 requests sent during a restart are delivered when it is back (3.1.1: kept until the broker drops it). 0: a clean session on every connect.",
       format: "non-negative-int",
@@ -180,6 +185,16 @@ export const configSchema = {
       doc: "Requests waiting beyond the running ones; more are answered busy.",
       format: "non-negative-int",
       default: 16,
+    },
+    fairness: {
+      doc: '"sender": senders (reply topics without their last level) take turns, so one flooding client cannot starve the others. "fifo": strict arrival order.',
+      format: ["sender", "fifo"],
+      default: "sender",
+    },
+    ratePerMinute: {
+      doc: "Requests a minute one sender may make (bursts up to the same number); more are answered busy. 0: no limit.",
+      format: "non-negative-int",
+      default: 600,
     },
   },
   conversations: {

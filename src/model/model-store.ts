@@ -440,10 +440,10 @@ function createStallWatchdog(ms: number, onStall: () => void) {
 async function downloadModelFile(source: ModelSource, dir: string, deps: ModelStoreDeps): Promise<void> {
   const { model, logger, progress, signal } = deps;
   const timeoutMs = model.downloadTimeoutMs;
-  const partialBytes = await fileSize(join(dir, `${source.fileName}${PARTIAL_DOWNLOAD_SUFFIX}`));
+  const resuming = (await fileSize(join(dir, `${source.fileName}${PARTIAL_DOWNLOAD_SUFFIX}`))) !== null;
   logger.info(
-    { uri: source.display, dir, fileName: source.fileName, resuming: partialBytes !== null },
-    partialBytes === null ? "downloading the model" : "resuming an interrupted model download",
+    { uri: source.display, dir, fileName: source.fileName, resuming },
+    resuming ? "resuming an interrupted model download" : "downloading the model",
   );
   if (source.fileUrl !== null) await probeFileUrl(source, source.fileUrl, dir, deps);
 

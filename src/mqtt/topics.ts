@@ -48,6 +48,8 @@ export interface Topics {
   readonly status: string;
   readonly info: string;
   readonly health: string;
+  /** The last generated answer, retained, for Home Assistant's "last answer" sensor. */
+  readonly lastAnswer: string;
   readonly nodeRequest: string;
   readonly nodeCancel: string;
   readonly poolRequest: string;
@@ -85,6 +87,7 @@ export function createTopics(options: TopicsOptions): Topics {
     status: `${nodeRoot}/status`,
     info: `${nodeRoot}/info`,
     health: `${nodeRoot}/health`,
+    lastAnswer: `${nodeRoot}/last_answer`,
     nodeRequest: `${nodeRoot}/request`,
     nodeCancel: `${nodeRoot}/cancel`,
     poolRequest: `${poolRoot}/request`,
@@ -114,11 +117,14 @@ export function createTopics(options: TopicsOptions): Topics {
       return topic.startsWith(`${poolRoot}/`) ? "pool" : "node";
     },
     isReserved(topic) {
-      // Any node's status/info/health/request/cancel, the pool's topics and Home Assistant discovery.
+      // Any node's status/info/health/last_answer/request/cancel, the pool's topics and Home Assistant discovery.
       if (topic === discoveryPrefix || topic.startsWith(`${discoveryPrefix}/`)) return true;
       if (!topic.startsWith(`${base}/`)) return false;
       const rest = topic.slice(base.length + 1).split("/");
-      return rest.length === 2 && ["status", "info", "health", "request", "cancel"].includes(rest[1]!);
+      return (
+        rest.length === 2 &&
+        ["status", "info", "health", "last_answer", "request", "cancel"].includes(rest[1]!)
+      );
     },
   };
   return topics;

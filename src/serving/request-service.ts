@@ -10,9 +10,11 @@ import {
   type GenerationRequest,
   parseCancel,
 } from "../mqtt/messages.js";
+import { topicMatches } from "../mqtt/topic-filter.js";
 import { isPublishableTopic, type Topics } from "../mqtt/topics.js";
 import type { IncomingMessage } from "../mqtt/transport.js";
 import type { ConversationStore } from "./conversation-store.js";
+import { RateLimiter } from "./rate-limiter.js";
 import { type Publish, ReplyChannel } from "./reply-channel.js";
 import { type JobHandle, Scheduler, type StopCause } from "./scheduler.js";
 import type { ServingStats } from "./serving-stats.js";
@@ -27,6 +29,11 @@ export interface RequestServiceDeps {
   topics: Topics;
   limits: RequestLimitsConfig;
   maxQueue: number;
+  /** Reply topic filters a request may name (reserved topics are refused regardless). */
+  replyTopicAllow: string[];
+  fairness: "sender" | "fifo";
+  /** Requests a minute per sender; 0: unlimited. */
+  ratePerMinute: number;
   /** Requests generated at once; 0 holds them in the queue until startServing(). */
   slots: number;
   streamQos: 0 | 1;
@@ -52,6 +59,7 @@ export class RequestService {
   private readonly deps: RequestServiceDeps;
   private readonly parse: (payload: Buffer) => ReturnType<ReturnType<typeof createRequestParser>>;
   private readonly scheduler: Scheduler<Job>;
+  private readonly rateLimiter: RateLimiter;
   private accepting = true;
 
   constructor(deps: RequestServiceDeps) {
@@ -60,6 +68,7 @@ export class RequestService {
       limits: deps.limits,
       newId: () => `req-${randomBytes(6).toString("hex")}`,
     });
+    this.rateLimiter = new RateLimiter({ perMinute: deps.ratePerMinute });
     this.scheduler = new Scheduler<Job>({
       maxQueue: deps.maxQueue,
       slots: deps.slots,
@@ -133,11 +142,20 @@ export class RequestService {
       reply.error(new EdgeError("shutting_down", "the daemon is shutting down"));
       return;
     }
+    const waitMs = this.rateLimiter.take(this.senderOf(address.topic));
+    if (waitMs > 0) {
+      reqLogger.warn({ retryAfterMs: waitMs }, "sender over its rate limit");
+      reply.error(
+        new EdgeError("busy", "too many requests from this sender", { details: { retryAfterMs: waitMs } }),
+      );
+      return;
+    }
     const expiryMs =
       message.messageExpirySeconds === undefined ? Infinity : message.messageExpirySeconds * 1000;
     const job: Job = {
       id: request.id,
-      sender: this.senderOf(address.topic),
+      // Fairness turns go per sender, or to everyone at once in fifo mode.
+      sender: this.deps.fairness === "fifo" ? "" : this.senderOf(address.topic),
       receivedAt: message.receivedAt,
       deadline: message.receivedAt + Math.min(request.timeoutMs, expiryMs),
       request,
@@ -174,16 +192,17 @@ export class RequestService {
     const fallback = id === null ? topics.errors : topics.response(origin, id);
     const requested = responseTopic ?? replyTo;
     if (requested === undefined) return { topic: fallback };
-    if (!isPublishableTopic(requested) || topics.isReserved(requested)) {
+    const allowed = this.deps.replyTopicAllow.some((filter) => topicMatches(filter, requested));
+    if (!isPublishableTopic(requested) || topics.isReserved(requested) || !allowed) {
       return {
         topic: fallback,
-        problem: `reply topic ${JSON.stringify(requested.slice(0, 128))} is not allowed (wildcards, $-topics, empty levels, the daemon's own and discovery topics are refused)`,
+        problem: `reply topic ${JSON.stringify(requested.slice(0, 128))} is not allowed (wildcards, $-topics, empty levels, the daemons' own and discovery topics are refused, and it must match mqtt.replyTopicAllow)`,
       };
     }
     return { topic: requested };
   }
 
-  /** Fairness key: the reply topic without its last level, so one client's requests share a turn. */
+  /** A sender: its reply topic without the last level (the id), so one client's requests count together. */
   private senderOf(replyTopic: string): string {
     const cut = replyTopic.lastIndexOf("/");
     return cut > 0 ? replyTopic.slice(0, cut) : replyTopic;
