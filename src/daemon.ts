@@ -32,7 +32,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function engineSettings(runtime: PreparedRuntime): EngineSettings {
+function engineSettings(runtime: PreparedRuntime, batching: EngineSettings["batching"]): EngineSettings {
   const { plan } = runtime;
   return {
     modelPath: runtime.modelPath,
@@ -42,6 +42,7 @@ function engineSettings(runtime: PreparedRuntime): EngineSettings {
     sequences: plan.parallelSequences,
     batchSize: plan.batchSize,
     useMmap: plan.useMmap,
+    batching,
   };
 }
 
@@ -189,7 +190,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         interactive: deps.interactive,
         signal,
       });
-      const settings = engineSettings(runtime);
+      const settings = engineSettings(runtime, config.runtime.batching);
       const loading = new InferenceEngine({
         logger: logger.child({ component: "engine" }),
         llama: runtime.llama,

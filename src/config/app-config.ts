@@ -39,6 +39,7 @@ export interface RuntimeConfig {
   useMmap: Auto | boolean;
   memoryReserveMiB: Auto | number;
   autotune: boolean;
+  batching: "full" | "eager";
 }
 
 export interface RequestLimitsConfig {

@@ -142,6 +142,11 @@ export const configSchema = {
       format: "auto-or-boolean",
       default: "auto",
     },
+    batching: {
+      doc: '"full": each decode waits (a few microtask turns at most) until every running request has its next token, so 4 requests decode as one batch of 4; "eager": node-llama-cpp\'s default, which often decodes 3 + 1.',
+      format: ["full", "eager"],
+      default: "full",
+    },
     autotune: {
       doc: 'With runtime.threads "auto": measure generation at a few thread counts on first start and keep the fastest (cached in state.dir per hardware and model).',
       format: Boolean,

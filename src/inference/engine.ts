@@ -13,6 +13,7 @@ import {
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { GenerationRequest } from "../mqtt/messages.js";
+import { createFullBatchStrategy } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
 
 export interface EngineSettings {
@@ -23,6 +24,8 @@ export interface EngineSettings {
   sequences: number;
   batchSize: number;
   useMmap: boolean;
+  /** "full": decode batches wait for every active sequence; "eager": node-llama-cpp's default. */
+  batching: "full" | "eager";
 }
 
 export interface GenerationOutcome {
@@ -62,6 +65,8 @@ export class InferenceEngine {
   private chatWrapper: ChatWrapper | undefined;
   private readonly freeSequences: LlamaContextSequence[] = [];
   private readonly grammarCache = new Map<string, LlamaGrammar>();
+  /** Sequences generating right now: the full-batch strategy waits for all of them. */
+  private activeGenerations = 0;
 
   constructor(deps: EngineDeps) {
     this.logger = deps.logger;
@@ -99,6 +104,10 @@ export class InferenceEngine {
       sequences: settings.sequences,
       threads: settings.threads,
       batchSize: settings.batchSize,
+      batching:
+        settings.batching === "full"
+          ? { itemPrioritizationStrategy: createFullBatchStrategy(() => this.activeGenerations) }
+          : undefined,
     });
     for (let i = 0; i < settings.sequences; i++) this.freeSequences.push(this.context.getSequence());
     const { wrapper, source } = createChatWrapper(this.model);
@@ -123,6 +132,7 @@ export class InferenceEngine {
    */
   async measureGeneration(tokens: number, signal?: AbortSignal): Promise<number> {
     const sequence = this.takeSequenceFor([]);
+    this.activeGenerations++;
     try {
       await sequence.clearHistory();
       const times: number[] = [];
@@ -142,6 +152,7 @@ export class InferenceEngine {
       if (times.length < 2) return 0;
       return ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
     } finally {
+      this.activeGenerations--;
       this.freeSequences.push(sequence);
     }
   }
@@ -171,9 +182,11 @@ export class InferenceEngine {
     }
     const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
     const sequence = this.takeSequenceFor(tokens);
+    this.activeGenerations++;
     try {
       return await this.generateOn(sequence, request, tokens.length, grammar, options);
     } finally {
+      this.activeGenerations--;
       this.freeSequences.push(sequence);
     }
   }

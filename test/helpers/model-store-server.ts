@@ -116,9 +116,7 @@ export async function startTestFileServer(files: ReadonlyMap<string, Buffer>): P
       new Promise<void>((resolve) => {
         closing = true;
         server.close(() => resolve());
-        console.error("closing", sockets.size);
         for (const socket of sockets) socket.destroy();
-        setTimeout(() => server.getConnections((e, n) => console.error("conns", e, n, sockets.size)), 500);
       }),
   };
 }
