@@ -1,6 +1,7 @@
 import { basename } from "node:path";
 import type { AppConfig } from "./config/app-config.js";
 import { EdgeError } from "./errors.js";
+import { Reporting } from "./health/reporting.js";
 import { type EngineSettings, InferenceEngine } from "./inference/engine.js";
 import { type ThreadTuning, tuneThreads } from "./inference/thread-tuner.js";
 import type { Logger } from "./logging/logger.js";
@@ -15,6 +16,7 @@ import { RequestService } from "./serving/request-service.js";
 import { ServingStats } from "./serving/serving-stats.js";
 import { SdNotify } from "./supervision/sd-notify.js";
 import { withDeadline } from "./util/deadline.js";
+import { packageVersion } from "./version.js";
 
 export interface DaemonDeps {
   config: AppConfig;
@@ -68,6 +70,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let engine: InferenceEngine | undefined;
   let service: RequestService | undefined;
   let threadTuning: ThreadTuning | null = null;
+  let reporting: Reporting | undefined;
   let stopping: Promise<void> | undefined;
 
   const publishStatus = async (next: NodeState) => {
@@ -80,6 +83,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     // The service exists before the first subscription: nothing that arrives can be missed.
     if (kind === "request") service?.handleRequest(message);
     else if (kind === "cancel") service?.handleCancel(message);
+    else if (kind === "homeassistant-status") reporting?.handleHomeAssistantStatus(message.payload);
   };
 
   /** Offline, stream chunks are dropped (late tokens help nobody); finals are queued by mqtt.js. */
@@ -168,6 +172,10 @@ export function createDaemon(deps: DaemonDeps): Daemon {
           },
         },
         stats,
+        events: {
+          activityChanged: () => reporting?.activityChanged(),
+          answered: (result) => reporting?.answered(result),
+        },
         conversations: new ConversationStore({
           maxCount: config.conversations.maxCount,
           maxAgeMs: config.conversations.maxAgeSeconds * 1000,
@@ -216,7 +224,36 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         ),
         { qos: 1, retain: true },
       );
+      const threads = threadTuning?.threads ?? runtime.plan.threads;
+      const llama = runtime.llama;
+      reporting = new Reporting({
+        config,
+        logger,
+        topics,
+        nodeId,
+        version: packageVersion(),
+        deviceModel: [basename(runtime.modelPath), runtime.hardware.board ?? runtime.hardware.cpu.model].join(
+          " on ",
+        ),
+        threads,
+        setThreads: (n) => {
+          llama.maxThreads = n;
+        },
+        snapshot: () => ({
+          state,
+          queueDepth: service?.queueDepth ?? 0,
+          activeRequests: service?.activeCount ?? 0,
+          stats,
+        }),
+        publish: (topic, payload, options) => transport!.publish(topic, payload, options),
+        connected: () => transport?.connected ?? false,
+      });
+      await reporting.start();
+      if (config.homeassistant.enabled) {
+        await transport.subscribe([{ topic: topics.homeAssistantStatus, qos: 1 }]);
+      }
       await publishStatus("online");
+      reporting.publishHealthNow();
       sdNotify.ready(`online as ${nodeId}`);
       logger.info({ node: nodeId, status: topics.status }, "online");
     } catch (err) {
@@ -237,6 +274,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
         false,
       ).catch(() => false);
       if (!published) logger.warn("could not publish offline; the last will covers it");
+      if (reporting) await withDeadline(reporting.stop(), 2000, undefined);
       await transport.stop();
     }
     await engine?.stop();

@@ -142,10 +142,8 @@ export class SystemMetrics implements ThermalSensor {
     this.throttledFile = await this.findThrottledFile();
   }
 
-  /** Nothing runs between samples; kept so every component stops the same way. */
-  stop(): void {
-    this.vcgencmdRunning = null;
-  }
+  /** Nothing runs between samples (no timer, no handle); kept so every component stops the same way. */
+  stop(): void {}
 
   async collect(): Promise<SystemSample> {
     const { files, host } = this.deps;

@@ -41,6 +41,8 @@ export interface RequestServiceDeps {
   generator: Generator;
   stats: ServingStats;
   conversations: ConversationStore;
+  /** Told when requests start and end, and of every result (health, Home Assistant). */
+  events?: { activityChanged(): void; answered(result: FinalResult): void };
   /** File name of the served model, reported in every result. */
   modelName: () => string;
 }
@@ -219,6 +221,15 @@ export class RequestService {
   }
 
   private async run(job: Job, signal: AbortSignal): Promise<void> {
+    this.deps.events?.activityChanged();
+    try {
+      await this.generate(job, signal);
+    } finally {
+      this.deps.events?.activityChanged();
+    }
+  }
+
+  private async generate(job: Job, signal: AbortSignal): Promise<void> {
     const startedAt = performance.now();
     const { reply, logger } = job;
     const request = this.withConversation(job.request);
@@ -274,6 +285,7 @@ export class RequestService {
       );
       this.remember(job.request, outcome.text, finishReason);
       reply.final(result);
+      this.deps.events?.answered(result);
     } catch (err) {
       const error = toEdgeError(err);
       logger[error.code === "internal" ? "error" : "warn"](

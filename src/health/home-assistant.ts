@@ -1,0 +1,349 @@
+/**
+ * Home Assistant MQTT discovery: one retained config per entity under `<prefix>/<component>/<id>/config`,
+ * all grouped under one device per node. The entities read the topics the daemon already
+ * publishes (status, health, last_answer), so discovery adds no traffic of its own.
+ */
+import { createHash } from "node:crypto";
+import type { Logger } from "../logging/logger.js";
+import type { NodeState } from "../mqtt/status.js";
+import type { Topics } from "../mqtt/topics.js";
+import type { PublishOptions } from "../mqtt/transport.js";
+
+export type DiscoveryComponent = "sensor" | "binary_sensor";
+
+/** Home Assistant caps a state at 255 characters; the full text goes into the attributes. */
+export const HA_STATE_MAX_CHARS = 255;
+
+const MODEL_STATES: readonly NodeState[] = ["loading", "online", "offline"];
+
+export interface DiscoveryAvailability {
+  topic: string;
+  value_template: string;
+  payload_available: string;
+  payload_not_available: string;
+}
+
+/** The discovery keys this daemon uses (https://www.home-assistant.io/integrations/mqtt/). */
+export interface DiscoveryPayload {
+  name: string;
+  unique_id: string;
+  /** `<domain>.<object id>`: the entity id Home Assistant suggests (replaces `object_id`). */
+  default_entity_id: string;
+  state_topic: string;
+  value_template: string;
+  availability?: DiscoveryAvailability[];
+  device: { identifiers: string[]; name: string; model: string; manufacturer: string; sw_version: string };
+  origin: { name: string; sw_version: string; support_url?: string };
+  device_class?: string;
+  state_class?: "measurement" | "total" | "total_increasing";
+  unit_of_measurement?: string;
+  suggested_display_precision?: number;
+  options?: string[];
+  payload_on?: string;
+  payload_off?: string;
+  json_attributes_topic?: string;
+  json_attributes_template?: string;
+  entity_category?: "diagnostic" | "config";
+  expire_after?: number;
+  icon?: string;
+}
+
+export interface DiscoveryConfig {
+  topic: string;
+  payload: DiscoveryPayload;
+}
+
+export interface DiscoveryInput {
+  topics: Pick<Topics, "status" | "health" | "lastAnswer" | "discoveryConfig">;
+  nodeId: string;
+  /** tinyllama-edge's version (device sw_version, origin sw_version). */
+  version: string;
+  /** Device model shown in Home Assistant, e.g. the model file and the board. */
+  model: string;
+  supportUrl?: string;
+  /** When given, sensors fed by health go unavailable after three missed periods. */
+  healthIntervalSeconds?: number;
+}
+
+type Source = "status" | "health" | "lastAnswer";
+
+interface EntitySpec {
+  component: DiscoveryComponent;
+  key: string;
+  name: string;
+  source: Source;
+  valueTemplate: string;
+  /** The connectivity sensor reports offline itself, so it must not go unavailable with it. */
+  withoutAvailability?: boolean;
+  extra: Partial<DiscoveryPayload>;
+}
+
+const ENTITIES: readonly EntitySpec[] = [
+  {
+    component: "binary_sensor",
+    key: "connectivity",
+    name: "Connection",
+    source: "status",
+    valueTemplate: "{{ 'ON' if value_json.state == 'online' else 'OFF' }}",
+    withoutAvailability: true,
+    extra: {
+      device_class: "connectivity",
+      payload_on: "ON",
+      payload_off: "OFF",
+      entity_category: "diagnostic",
+    },
+  },
+  {
+    component: "sensor",
+    key: "model_state",
+    name: "Model state",
+    source: "status",
+    valueTemplate: "{{ value_json.state }}",
+    extra: { device_class: "enum", options: [...MODEL_STATES], icon: "mdi:brain" },
+  },
+  {
+    component: "sensor",
+    key: "tokens_per_second",
+    name: "Tokens per second",
+    source: "health",
+    valueTemplate: "{{ value_json.tokens_per_second.last }}",
+    extra: {
+      state_class: "measurement",
+      unit_of_measurement: "tok/s",
+      suggested_display_precision: 1,
+      icon: "mdi:speedometer",
+    },
+  },
+  {
+    component: "sensor",
+    key: "time_to_first_token",
+    name: "Time to first token",
+    source: "health",
+    valueTemplate: "{{ value_json.ttft_ms_last }}",
+    extra: {
+      device_class: "duration",
+      state_class: "measurement",
+      unit_of_measurement: "ms",
+      suggested_display_precision: 0,
+    },
+  },
+  {
+    component: "sensor",
+    key: "queue_depth",
+    name: "Queue depth",
+    source: "health",
+    valueTemplate: "{{ value_json.queue_depth }}",
+    extra: { state_class: "measurement", icon: "mdi:tray-full" },
+  },
+  {
+    component: "sensor",
+    key: "requests_served",
+    name: "Requests served",
+    source: "health",
+    valueTemplate: "{{ value_json.totals.requests }}",
+    extra: { state_class: "total_increasing", icon: "mdi:counter" },
+  },
+  {
+    component: "sensor",
+    key: "cpu_temperature",
+    name: "CPU temperature",
+    source: "health",
+    valueTemplate: "{{ value_json.cpu_temp_c }}",
+    extra: {
+      device_class: "temperature",
+      state_class: "measurement",
+      unit_of_measurement: "°C",
+      suggested_display_precision: 1,
+      entity_category: "diagnostic",
+    },
+  },
+  {
+    component: "sensor",
+    key: "cpu_load",
+    name: "CPU load",
+    source: "health",
+    valueTemplate: "{{ value_json.cpu_load_percent }}",
+    extra: {
+      state_class: "measurement",
+      unit_of_measurement: "%",
+      suggested_display_precision: 0,
+      entity_category: "diagnostic",
+      icon: "mdi:cpu-64-bit",
+    },
+  },
+  {
+    component: "sensor",
+    key: "process_memory",
+    name: "Process memory",
+    source: "health",
+    valueTemplate: "{{ (value_json.process_rss_bytes / 1048576) | round(1) }}",
+    extra: {
+      device_class: "data_size",
+      state_class: "measurement",
+      unit_of_measurement: "MiB",
+      suggested_display_precision: 0,
+      entity_category: "diagnostic",
+    },
+  },
+  {
+    component: "binary_sensor",
+    key: "thermal_throttling",
+    name: "Thermal throttling",
+    source: "health",
+    valueTemplate: "{{ 'ON' if value_json.thermal.state == 'throttled' else 'OFF' }}",
+    extra: {
+      device_class: "heat",
+      payload_on: "ON",
+      payload_off: "OFF",
+      entity_category: "diagnostic",
+      json_attributes_template:
+        "{{ {'threads': value_json.threads, 'thermal': value_json.thermal, 'throttling': value_json.throttling} | tojson }}",
+    },
+  },
+  {
+    component: "sensor",
+    key: "last_answer",
+    name: "Last answer",
+    source: "lastAnswer",
+    valueTemplate: `{{ value_json.text[:${HA_STATE_MAX_CHARS}] }}`,
+    extra: { json_attributes_template: "{{ value_json | tojson }}", icon: "mdi:message-text" },
+  },
+];
+
+/** Entity ids allow only [a-z0-9_]. */
+function entitySlug(value: string): string {
+  return value.toLowerCase().replace(/[^a-z0-9]+/g, "_");
+}
+
+/** The discovery topic level: the unique id where it fits 64 characters, a hash of the node otherwise. */
+function discoveryObjectId(nodeId: string, key: string): string {
+  const full = `tinyllama_edge_${nodeId}_${key}`;
+  if (full.length <= 64) return full;
+  return `tinyllama_edge_${createHash("sha256").update(nodeId).digest("hex").slice(0, 12)}_${key}`;
+}
+
+/** Every discovery config of a node, as the daemon publishes it (pure). */
+export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] {
+  const { topics, nodeId, version } = input;
+  const sourceTopics: Record<Source, string> = {
+    status: topics.status,
+    health: topics.health,
+    lastAnswer: topics.lastAnswer,
+  };
+  // "loading" counts as available, so the model state sensor can show it.
+  const availability: DiscoveryAvailability[] = [
+    {
+      topic: topics.status,
+      value_template: "{{ 'offline' if value_json.state == 'offline' else 'online' }}",
+      payload_available: "online",
+      payload_not_available: "offline",
+    },
+  ];
+  const device = {
+    identifiers: [`tinyllama_edge_${nodeId}`],
+    name: `TinyLlama ${nodeId}`,
+    model: input.model,
+    manufacturer: "tinyllama-edge",
+    sw_version: version,
+  };
+  const origin = {
+    name: "tinyllama-edge",
+    sw_version: version,
+    ...(input.supportUrl ? { support_url: input.supportUrl } : {}),
+  };
+  const expireAfter =
+    input.healthIntervalSeconds === undefined ? undefined : input.healthIntervalSeconds * 3 + 10;
+
+  return ENTITIES.map((entity) => {
+    const stateTopic = sourceTopics[entity.source];
+    const payload: DiscoveryPayload = {
+      name: entity.name,
+      unique_id: `tinyllama_edge_${nodeId}_${entity.key}`,
+      default_entity_id: `${entity.component}.tinyllama_${entitySlug(nodeId)}_${entity.key}`,
+      state_topic: stateTopic,
+      value_template: entity.valueTemplate,
+      ...entity.extra,
+      ...(entity.extra.json_attributes_template ? { json_attributes_topic: stateTopic } : {}),
+      ...(entity.source === "health" && expireAfter !== undefined ? { expire_after: expireAfter } : {}),
+      ...(entity.withoutAvailability ? {} : { availability }),
+      device,
+      origin,
+    };
+    return {
+      topic: topics.discoveryConfig(entity.component, discoveryObjectId(nodeId, entity.key)),
+      payload,
+    };
+  });
+}
+
+/** The retained payload of `<base>/<node>/last_answer`. */
+export interface LastAnswerPayload {
+  id: string;
+  text: string;
+  finish_reason: string;
+  ts: string;
+}
+
+export function buildLastAnswerPayload(
+  answer: { id: string; text: string; finishReason: string },
+  now: Date = new Date(),
+): LastAnswerPayload {
+  return { id: answer.id, text: answer.text, finish_reason: answer.finishReason, ts: now.toISOString() };
+}
+
+export interface HomeAssistantDiscoveryDeps {
+  logger: Logger;
+  /** `homeassistant.enabled`; when false, start() removes what an earlier run published. */
+  enabled: boolean;
+  configs: readonly DiscoveryConfig[];
+  publish: (topic: string, payload: string, options: PublishOptions) => Promise<void>;
+}
+
+export class HomeAssistantDiscovery {
+  private readonly deps: HomeAssistantDiscoveryDeps;
+  private stopped = true;
+
+  constructor(deps: HomeAssistantDiscoveryDeps) {
+    this.deps = deps;
+  }
+
+  /** Publishes every config, or removes them all when discovery is disabled. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    if (this.deps.enabled) await this.publishAll();
+    else await this.removeAll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  async publishAll(): Promise<void> {
+    const { configs, publish, logger } = this.deps;
+    await Promise.all(
+      configs.map(({ topic, payload }) => publish(topic, JSON.stringify(payload), { qos: 1, retain: true })),
+    );
+    logger.info({ entities: configs.length }, "Home Assistant discovery published");
+  }
+
+  /** An empty retained payload deletes the config (and the entity) in Home Assistant and on the broker. */
+  async removeAll(): Promise<void> {
+    const { configs, publish, logger } = this.deps;
+    await Promise.all(configs.map(({ topic }) => publish(topic, "", { qos: 1, retain: true })));
+    logger.info({ entities: configs.length }, "Home Assistant discovery removed");
+  }
+
+  /**
+   * A message on `<prefix>/status`: Home Assistant announces "online" after it (re)starts and
+   * expects discovery again. Never rejects.
+   */
+  async handleHomeAssistantStatus(payload: Buffer | string): Promise<void> {
+    if (this.stopped || !this.deps.enabled) return;
+    if (payload.toString().trim() !== "online") return;
+    try {
+      await this.publishAll();
+    } catch (err) {
+      this.deps.logger.warn({ err }, "republishing Home Assistant discovery failed");
+    }
+  }
+}
