@@ -17,7 +17,12 @@ describe("the built daemon over MQTT", () => {
     broker = await startTestBroker();
     const modelPath = await tinyModelPath();
     probe = await MqttProbe.connect(broker.url, { protocolVersion: broker.supportsMqtt5 ? 5 : 4 });
-    await probe.subscribe(`${BASE}/${NODE}/#`, "e2e/replies/#", "homeassistant/sensor/x/config", "$SYS/broker");
+    await probe.subscribe(
+      `${BASE}/${NODE}/#`,
+      "e2e/replies/#",
+      "homeassistant/sensor/x/config",
+      "$SYS/broker",
+    );
     daemon = startDaemonProcess([
       "--mqtt.url",
       broker.url,
@@ -104,7 +109,9 @@ describe("the built daemon over MQTT", () => {
     for (const m of unaddressed) expect(m.json).toMatchObject({ id: null, status: "error" });
     // A reply_to into Home Assistant discovery or $SYS is refused, and nothing is published there.
     expect(probe.on("homeassistant/sensor/x/config")).toHaveLength(0);
-    expect(probe.messages.filter((m) => m.topic.startsWith("$SYS") && m.text.includes("m46"))).toHaveLength(0);
+    expect(probe.messages.filter((m) => m.topic.startsWith("$SYS") && m.text.includes("m46"))).toHaveLength(
+      0,
+    );
     // Still serving.
     await probe.publish(`${BASE}/${NODE}/request`, { id: "after-bad", prompt: "hi", max_tokens: 4 });
     const ok = await probe.waitForJson(`${BASE}/${NODE}/response/after-bad`);

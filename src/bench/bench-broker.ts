@@ -1,0 +1,91 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EmbeddedBroker, isPortListening } from "../mqtt/embedded-broker.js";
+import { freePort } from "./free-port.js";
+
+/** The benchmark's own broker on a free port, so it never meets a real installation's traffic. */
+export interface BenchBroker {
+  kind: "mosquitto" | "aedes";
+  url: string;
+  /** MQTT 5: mosquitto has it; the embedded aedes speaks 3.1.1 only. */
+  protocolVersion: 4 | 5;
+  /** Whether the broker sends small packets at once (mosquitto's set_tcp_nodelay). */
+  tcpNoDelay: boolean;
+  stop(): Promise<void>;
+}
+
+const MOSQUITTO_CANDIDATES = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"];
+
+/** The installed mosquitto binary, or null. */
+export function findMosquitto(): string | null {
+  for (const candidate of MOSQUITTO_CANDIDATES) {
+    try {
+      execFileSync(candidate, ["-h"], { stdio: "ignore" });
+      return candidate;
+    } catch (err) {
+      // `mosquitto -h` prints its help and exits with 3: a status means the binary ran.
+      if ((err as { status?: number | null }).status != null) return candidate;
+    }
+  }
+  return null;
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await isPortListening("127.0.0.1", port, 200)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the broker did not listen on port ${port} within ${timeoutMs} ms`);
+}
+
+/** mosquitto where installed (what a home runs), the embedded aedes broker otherwise. */
+export async function startBenchBroker(): Promise<BenchBroker> {
+  const port = await freePort();
+  const binary = findMosquitto();
+  if (!binary) {
+    const broker = new EmbeddedBroker();
+    const url = await broker.start(port);
+    return { kind: "aedes", url, protocolVersion: 4, tcpNoDelay: false, stop: () => broker.stop() };
+  }
+  const dir = await mkdtemp(join(tmpdir(), "tinyllama-bench-broker-"));
+  const conf = join(dir, "mosquitto.conf");
+  await writeFile(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      "allow_anonymous true",
+      "persistence false",
+      "log_dest none",
+      "max_queued_messages 10000",
+      // Without it a stream chunk that follows a PUBACK waits for the client's delayed ACK (~40 ms
+      // on Linux): that would be the broker's latency, not the daemon's.
+      "set_tcp_nodelay true",
+      "",
+    ].join("\n"),
+  );
+  const child: ChildProcess = spawn(binary, ["-c", conf], { stdio: "ignore" });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    await waitForPort(port, 5000);
+  } catch (err) {
+    child.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    kind: "mosquitto",
+    url: `mqtt://127.0.0.1:${port}`,
+    protocolVersion: 5,
+    tcpNoDelay: true,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
