@@ -1,5 +1,9 @@
 import mqtt, { type IClientPublishOptions, type MqttClient } from "mqtt";
 
+/** A received JSON object; tests read its fields freely. */
+// biome-ignore lint/suspicious/noExplicitAny: payloads from the daemon are checked field by field
+export type JsonObject = Record<string, any>;
+
 export interface ReceivedMessage {
   topic: string;
   text: string;
@@ -38,7 +42,14 @@ export class MqttProbe {
 
   static async connect(
     url: string,
-    options: { protocolVersion?: 4 | 5; clientId?: string; persistent?: boolean } = {},
+    options: {
+      protocolVersion?: 4 | 5;
+      clientId?: string;
+      persistent?: boolean;
+      /** Credentials for a broker that refuses anonymous clients. */
+      username?: string;
+      password?: string;
+    } = {},
   ): Promise<MqttProbe> {
     const client = await mqtt.connectAsync(url, {
       protocolVersion: options.protocolVersion ?? 4,
@@ -46,6 +57,8 @@ export class MqttProbe {
       reconnectPeriod: 200,
       // A persistent session keeps the probe's subscriptions and queued messages across broker restarts.
       clean: !options.persistent,
+      ...(options.username === undefined ? {} : { username: options.username }),
+      ...(options.password === undefined ? {} : { password: options.password }),
     });
     return new MqttProbe(client);
   }
@@ -97,7 +110,7 @@ export class MqttProbe {
   /** The first message on the topic whose JSON matches. */
   async waitForJson(
     topic: string,
-    match: (json: Record<string, unknown>) => boolean = () => true,
+    match: (json: JsonObject) => boolean = () => true,
     timeoutMs = 30_000,
   ) {
     return this.waitFor(
@@ -107,7 +120,7 @@ export class MqttProbe {
             m.topic === topic &&
             typeof m.json === "object" &&
             m.json !== null &&
-            match(m.json as Record<string, unknown>),
+            match(m.json as JsonObject),
         ),
       timeoutMs,
       `a message on ${topic}`,
