@@ -108,19 +108,12 @@ export class MqttProbe {
   }
 
   /** The first message on the topic whose JSON matches. */
-  async waitForJson(
-    topic: string,
-    match: (json: JsonObject) => boolean = () => true,
-    timeoutMs = 30_000,
-  ) {
+  async waitForJson(topic: string, match: (json: JsonObject) => boolean = () => true, timeoutMs = 30_000) {
     return this.waitFor(
       (messages) =>
         messages.find(
           (m) =>
-            m.topic === topic &&
-            typeof m.json === "object" &&
-            m.json !== null &&
-            match(m.json as JsonObject),
+            m.topic === topic && typeof m.json === "object" && m.json !== null && match(m.json as JsonObject),
         ),
       timeoutMs,
       `a message on ${topic}`,
