@@ -28,7 +28,11 @@ export class EmbeddedBroker {
 
   async start(port: number, host = "127.0.0.1"): Promise<string> {
     const broker = await Aedes.createBroker();
-    const server = createServer(broker.handle);
+    // Token chunks are small packets: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
+    const server = createServer((socket) => {
+      socket.setNoDelay(true);
+      broker.handle(socket);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {

@@ -78,6 +78,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
         ? `persistence true\npersistence_location ${dir}/\nautosave_interval 1`
         : "persistence false",
       "log_dest none",
+      "set_tcp_nodelay true",
       "max_queued_messages 10000",
       ...(options.extraConfig ?? []),
       "",
