@@ -36,7 +36,6 @@ export interface ModelHeaderFacts {
   quantization: string | null;
   fileBytes: number;
   hasChatTemplate: boolean;
-  info: GgufFileInfo;
 }
 
 export async function checkGgufHeader(path: string): Promise<ModelHeaderFacts> {
@@ -73,6 +72,13 @@ export async function checkGgufHeader(path: string): Promise<ModelHeaderFacts> {
   if (problems.length > 0) {
     throw new EdgeError("model_invalid", `${path}: GGUF header lacks or has invalid ${problems.join(", ")}`);
   }
+  const minimum = minimumGgufFileBytes(info);
+  if (fileBytes < minimum) {
+    throw new EdgeError(
+      "model_invalid",
+      `${path} is incomplete: ${fileBytes} bytes, its header describes at least ${minimum}`,
+    );
+  }
   const name = lookup(metadata, "general.name");
   const heads = lookup(archMetadata, "attention.head_count") as number;
   const kvHeads = lookup(archMetadata, "attention.head_count_kv");
@@ -90,6 +96,46 @@ export async function checkGgufHeader(path: string): Promise<ModelHeaderFacts> {
       typeof fileType === "number" ? (GgufFileType[fileType]?.replace(/^(MOSTLY|ALL)_/, "") ?? null) : null,
     fileBytes,
     hasChatTemplate: typeof lookup(metadata, "tokenizer.chat_template") === "string",
-    info,
   };
+}
+
+/** [elements per block, bytes per block] of the ggml types found in llama GGUF files. */
+const GGML_BLOCK_LAYOUT: Readonly<Record<number, readonly [number, number]>> = {
+  0: [1, 4], // F32
+  1: [1, 2], // F16
+  2: [32, 18], // Q4_0
+  3: [32, 20], // Q4_1
+  6: [32, 22], // Q5_0
+  7: [32, 24], // Q5_1
+  8: [32, 34], // Q8_0
+  9: [32, 36], // Q8_1
+  10: [256, 84], // Q2_K
+  11: [256, 110], // Q3_K
+  12: [256, 144], // Q4_K
+  13: [256, 176], // Q5_K
+  14: [256, 210], // Q6_K
+  15: [256, 292], // Q8_K
+  24: [1, 1], // I8
+  25: [1, 2], // I16
+  26: [1, 4], // I32
+  27: [1, 8], // I64
+  28: [1, 8], // F64
+  30: [1, 2], // BF16
+};
+
+/**
+ * The smallest size a complete file can have: the end of the last tensor's data. The header check
+ * alone passes a file cut off in its tensor data (an interrupted copy), which llama.cpp then rejects.
+ */
+export function minimumGgufFileBytes(info: GgufFileInfo): number {
+  let end = info.infoEndOffset ?? 0;
+  for (const tensor of info.fullTensorInfo ?? info.tensorInfo ?? []) {
+    const offset = Number(tensor.fileOffset);
+    const layout = GGML_BLOCK_LAYOUT[tensor.ggmlType];
+    const elements = tensor.dimensions.reduce<number>((product, dimension) => product * Number(dimension), 1);
+    // An unknown type still has to start inside the file.
+    const bytes = layout === undefined ? 1 : Math.ceil(elements / layout[0]) * layout[1];
+    end = Math.max(end, offset + bytes);
+  }
+  return end;
 }

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { createModelDownloader, type GgufFileInfo, type ModelDownloader } from "node-llama-cpp";
+import { createModelDownloader, type ModelDownloader } from "node-llama-cpp";
 import type { ProgressReporter } from "../cli/progress.js";
 import type { ModelConfig } from "../config/app-config.js";
 import { EdgeError, isEdgeError } from "../errors.js";
@@ -204,57 +204,10 @@ export async function sha256OfFile(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** [elements per block, bytes per block] of the ggml types found in llama GGUF files. */
-const GGML_BLOCK_LAYOUT: Readonly<Record<number, readonly [number, number]>> = {
-  0: [1, 4], // F32
-  1: [1, 2], // F16
-  2: [32, 18], // Q4_0
-  3: [32, 20], // Q4_1
-  6: [32, 22], // Q5_0
-  7: [32, 24], // Q5_1
-  8: [32, 34], // Q8_0
-  9: [32, 36], // Q8_1
-  10: [256, 84], // Q2_K
-  11: [256, 110], // Q3_K
-  12: [256, 144], // Q4_K
-  13: [256, 176], // Q5_K
-  14: [256, 210], // Q6_K
-  15: [256, 292], // Q8_K
-  24: [1, 1], // I8
-  25: [1, 2], // I16
-  26: [1, 4], // I32
-  27: [1, 8], // I64
-  28: [1, 8], // F64
-  30: [1, 2], // BF16
-};
-
-/**
- * The smallest size a complete file can have: the end of the last tensor's data. The header check
- * alone passes a file cut off in its tensor data (an interrupted copy), which llama.cpp then rejects.
- */
-export function minimumGgufFileBytes(info: GgufFileInfo): number {
-  let end = info.infoEndOffset ?? 0;
-  for (const tensor of info.fullTensorInfo ?? info.tensorInfo ?? []) {
-    const offset = Number(tensor.fileOffset);
-    const layout = GGML_BLOCK_LAYOUT[tensor.ggmlType];
-    const elements = tensor.dimensions.reduce<number>((product, dimension) => product * Number(dimension), 1);
-    // An unknown type still has to start inside the file.
-    const bytes = layout === undefined ? 1 : Math.ceil(elements / layout[0]) * layout[1];
-    end = Math.max(end, offset + bytes);
-  }
-  return end;
-}
-
 /** Header check, completeness and (when configured) SHA-256; throws EdgeError("model_invalid"). */
 async function checkModelFile(path: string, expectedSha256: string | null): Promise<void> {
-  const facts = await checkGgufHeader(path);
-  const minimum = minimumGgufFileBytes(facts.info);
-  if (facts.fileBytes < minimum) {
-    throw new EdgeError(
-      "model_invalid",
-      `${path} is incomplete: ${facts.fileBytes} bytes, its header describes at least ${minimum}`,
-    );
-  }
+  // The header check also refuses a file shorter than its tensors need (an interrupted copy).
+  await checkGgufHeader(path);
   if (expectedSha256 !== null) {
     const actual = await sha256OfFile(path);
     if (actual !== expectedSha256) {
