@@ -143,10 +143,12 @@ export function explainBatch(state: SearchState, trial: Trial): string {
   const { batchSize, contextSize, sequences } = trial.context;
   if (state.request.batchSize !== "auto") return "set by configuration";
   const cells = contextSize * sequences;
-  if (batchSize === Math.min(autoBatchSizes[0] ?? 512, cells)) {
-    return batchSize < (autoBatchSizes[0] ?? 512)
-      ? `${batchSize}: the whole context fits in one prompt batch`
-      : `${batchSize}: llama.cpp's usual prompt batch (tokens evaluated per step)`;
+  const largest = autoBatchSizes(state.gpu.usable)[0] ?? 256;
+  if (batchSize === Math.min(largest, cells)) {
+    if (batchSize < largest) return `${batchSize}: the whole context fits in one prompt batch`;
+    return state.gpu.usable
+      ? `${batchSize}: llama.cpp's usual prompt batch (tokens evaluated per step)`
+      : `${batchSize}: as fast as 512 for prompts on a CPU, with smaller logits and compute buffers (about 40 MB less peak memory)`;
   }
   return `${batchSize}: a smaller prompt batch shrinks llama.cpp's compute buffer to fit memory; prompt evaluation is compute-bound on a CPU, so little speed is lost`;
 }
