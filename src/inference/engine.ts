@@ -185,6 +185,18 @@ export class InferenceEngine {
     this.activeGenerations++;
     try {
       return await this.generateOn(sequence, request, tokens.length, grammar, options);
+    } catch (err) {
+      // Stopped before the first token (a deadline of 1 ms, an early cancel): node-llama-cpp throws
+      // the abort reason instead of returning; it is an ended request, not a failure.
+      if (!options.signal.aborted) throw err;
+      return {
+        text: "",
+        stopReason: "abort",
+        promptTokens: tokens.length,
+        evaluatedPromptTokens: 0,
+        completionTokens: 0,
+        firstTokenAt: null,
+      };
     } finally {
       this.activeGenerations--;
       this.freeSequences.push(sequence);

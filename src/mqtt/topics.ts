@@ -22,14 +22,26 @@ export function nodeIdFromHostname(hostname: string): string {
   return reduced.length > 0 ? reduced : "node";
 }
 
-/** True for a topic a daemon may publish to: no wildcards, no empty level, not a $-topic, no NUL. */
+/** Control characters and Unicode non-characters: brokers disconnect a client that publishes them. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE_TOPIC_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\ufdd0-\ufdef\ufffe\uffff]/;
+/** Mosquitto refuses more than 200 levels; one is kept for the `/stream` suffix. */
+const MAX_REPLY_LEVELS = 199;
+
+/**
+ * True for a topic a daemon may publish to: no wildcards, no empty level, not a $-topic, nothing a
+ * broker would refuse (a refused publish costs the whole connection, and mqtt.js would resend it).
+ */
 export function isPublishableTopic(topic: string): boolean {
+  const levels = topic.split("/");
   return (
     topic.length > 0 &&
     topic.length <= 1024 &&
-    !/[+#\0]/.test(topic) &&
+    !/[+#]/.test(topic) &&
+    !UNSAFE_TOPIC_CHARACTERS.test(topic) &&
     !topic.startsWith("$") &&
-    topic.split("/").every((level) => level.length > 0)
+    levels.length <= MAX_REPLY_LEVELS &&
+    levels.every((level) => level.length > 0)
   );
 }
 

@@ -43,6 +43,10 @@ export class MqttTransport {
   private client: MqttClient | undefined;
   private subscriptions: Subscription[] = [];
   private reconnectDelayMs: number;
+  /** Failed attempts since the last successful connection, for the logs. */
+  private failedAttempts = 0;
+  /** mqtt.js emits some socket and TLS errors twice (from the socket and from its stream): logged once. */
+  private lastError: Error | undefined;
   private stopping = false;
 
   constructor(deps: TransportDeps) {
@@ -65,6 +69,9 @@ export class MqttTransport {
       reconnectPeriod: config.reconnectMinMs,
       clean: !persistent,
       resubscribe: true,
+      // mqtt.js gives up after a refused CONNACK (wrong password, broker restarting its auth): a
+      // service keeps trying, with the backoff below, and says why in the log.
+      reconnectOnConnackError: true,
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
     };
     if (config.protocolVersion === 5 && persistent) {
@@ -93,13 +100,23 @@ export class MqttTransport {
     const client = mqtt.connect(url, options);
     this.client = client;
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet));
-    client.on("error", (err) =>
-      logger.error({ err: { message: err.message, code: (err as { code?: unknown }).code } }, "MQTT error"),
-    );
-    client.on("offline", () => logger.warn({ url: redactUrl(url) }, "MQTT broker unreachable, reconnecting"));
+    client.on("error", (err) => {
+      if (err === this.lastError) return;
+      this.lastError = err;
+      const { msg, hint } = describeMqttError(err);
+      logger.error(
+        { err: { message: err.message, code: (err as { code?: unknown }).code }, url: redactUrl(url), hint },
+        msg,
+      );
+    });
+    client.on("offline", () => logger.warn({ url: redactUrl(url) }, "MQTT connection lost or refused"));
     client.on("close", () => this.backOff());
     client.on("connect", (connack) => {
       this.reconnectDelayMs = this.deps.config.reconnectMinMs;
+      this.failedAttempts = 0;
+      this.lastError = undefined;
+      // Token chunks are small packets: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
+      (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
       client.options.reconnectPeriod = this.reconnectDelayMs;
       logger.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, "MQTT connected");
       this.deps.onConnect().catch((err: unknown) => logger.error({ err }, "announcing on connect failed"));
@@ -132,9 +149,27 @@ export class MqttTransport {
     const client = this.client;
     if (!client || this.stopping || client.disconnecting) return;
     client.options.reconnectPeriod = this.reconnectDelayMs;
-    const timers = client as unknown as { _clearReconnect(): void; _setupReconnect(): void };
+    const timers = client as unknown as {
+      _clearReconnect(): void;
+      _setupReconnect(): void;
+      reconnectTimer: unknown;
+    };
     timers._clearReconnect();
     timers._setupReconnect();
+    this.failedAttempts++;
+    const url = redactUrl(this.deps.url);
+    if (timers.reconnectTimer) {
+      this.deps.logger.warn(
+        { url, attempt: this.failedAttempts, delayMs: this.reconnectDelayMs },
+        "MQTT reconnecting",
+      );
+    } else {
+      // mqtt.js schedules no retry after a CONNACK refusal (e.g. not authorized): say so, not silence.
+      this.deps.logger.error(
+        { url, attempt: this.failedAttempts },
+        "MQTT client will not reconnect after this failure (mqtt.js retries no refused connection)",
+      );
+    }
     this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.deps.config.reconnectMaxMs);
   }
 
@@ -201,6 +236,59 @@ export class MqttTransport {
       clearTimeout(timer);
     }
   }
+}
+
+const REFUSAL_HINTS: Record<number, string> = {
+  1: "check mqtt.protocolVersion",
+  2: "check mqtt.clientId",
+  4: "check mqtt.username and mqtt.password",
+  5: "check mqtt.username and mqtt.password, and the broker's access rules",
+  132: "check mqtt.protocolVersion",
+  133: "check mqtt.clientId",
+  134: "check mqtt.username and mqtt.password",
+  135: "check mqtt.username and mqtt.password, and the broker's access rules",
+};
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EPIPE",
+]);
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_|EPROTO$)/;
+
+/**
+ * A log message that says what failed: the broker's refusal with its reason (mqtt.js reports a
+ * CONNACK refusal as an error whose code is the numeric reason code), a TLS verification failure, or
+ * an unreachable broker. Never includes credentials.
+ */
+function describeMqttError(err: Error): { msg: string; hint: string | undefined } {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "number" && err.message.startsWith("Connection refused")) {
+    const reason = err.message.replace(/^Connection refused:\s*/, "") || "unknown reason";
+    return {
+      msg: `MQTT broker refused the connection: ${reason} (reason code ${code})`,
+      hint: REFUSAL_HINTS[code],
+    };
+  }
+  if (typeof code === "string" && TLS_CODE.test(code)) {
+    return {
+      msg: `MQTT TLS handshake failed: ${err.message} (${code})`,
+      hint: code.includes("ALTNAME")
+        ? "the broker's certificate does not name the host in mqtt.url"
+        : "the broker's certificate is not trusted: check mqtt.tls.ca (and mqtt.tls.cert/key where the broker asks for a client certificate)",
+    };
+  }
+  if (typeof code === "string" && NETWORK_CODES.has(code)) {
+    return {
+      msg: `MQTT broker unreachable: ${err.message}`,
+      hint: "check mqtt.url and that the broker runs",
+    };
+  }
+  return { msg: `MQTT error: ${err.message}`, hint: undefined };
 }
 
 /** Broker URLs can hold credentials: never log them. */

@@ -56,8 +56,17 @@ describe("topics", () => {
 
   it("checks publishable topics", () => {
     expect(isPublishableTopic("home/llm")).toBe(true);
-    for (const topic of ["", "a/#", "a/+/b", "$SYS/x", "a//b", "/a", "a/", "a\0b"])
-      expect(isPublishableTopic(topic)).toBe(false);
+    const brokerRefuses = [
+      "a\tb",
+      "a\u0085b",
+      "a\uffffb",
+      "a\ufdd0b",
+      Array.from({ length: 250 }, () => "x").join("/"),
+    ];
+    for (const topic of ["", "a/#", "a/+/b", "$SYS/x", "a//b", "/a", "a/", "a\0b", ...brokerRefuses]) {
+      expect(isPublishableTopic(topic), JSON.stringify(topic.slice(0, 20))).toBe(false);
+    }
+    expect(isPublishableTopic("home/küche/llm")).toBe(true);
   });
 
   it("turns host names into node ids", () => {
