@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../config/app-config.js";
+import { credentialOptions } from "../mqtt/client-options.js";
 import type { ErrorReply, FinalResult, StreamChunk } from "../mqtt/messages.js";
 import { createTopics, type Topics } from "../mqtt/topics.js";
 
@@ -50,13 +50,8 @@ export class EdgeClient {
       protocolVersion: config.protocolVersion,
       connectTimeout: config.connectTimeoutMs,
       reconnectPeriod: 1000,
+      ...credentialOptions(config),
     };
-    if (config.username) options.username = config.username;
-    if (config.password) options.password = config.password;
-    if (config.tls.ca) options.ca = readFileSync(config.tls.ca);
-    if (config.tls.cert) options.cert = readFileSync(config.tls.cert);
-    if (config.tls.key) options.key = readFileSync(config.tls.key);
-    options.rejectUnauthorized = config.tls.rejectUnauthorized;
     const client = await mqtt.connectAsync(url, options);
     const topics = createTopics({
       baseTopic: config.baseTopic,

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import type { MqttConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
+import { credentialOptions } from "./client-options.js";
 
 export interface IncomingMessage {
   topic: string;
@@ -77,12 +77,7 @@ export class MqttTransport {
     if (config.protocolVersion === 5 && persistent) {
       options.properties = { sessionExpiryInterval: config.sessionExpirySeconds };
     }
-    if (config.username) options.username = config.username;
-    if (config.password) options.password = config.password;
-    if (config.tls.ca) options.ca = readFileSync(config.tls.ca);
-    if (config.tls.cert) options.cert = readFileSync(config.tls.cert);
-    if (config.tls.key) options.key = readFileSync(config.tls.key);
-    options.rejectUnauthorized = config.tls.rejectUnauthorized;
+    Object.assign(options, credentialOptions(config));
     return options;
   }
 
