@@ -1,9 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedBroker, isPortListening } from "../mqtt/embedded-broker.js";
-import { freePort } from "./free-port.js";
+import { EmbeddedBroker } from "../mqtt/embedded-broker.js";
+import { findMosquitto, waitForPort } from "../mqtt/mosquitto-binary.js";
+import { freePort } from "../util/free-port.js";
 
 /** The benchmark's own broker on a free port, so it never meets a real installation's traffic. */
 export interface BenchBroker {
@@ -14,31 +15,6 @@ export interface BenchBroker {
   /** Whether the broker sends small packets at once (mosquitto's set_tcp_nodelay). */
   tcpNoDelay: boolean;
   stop(): Promise<void>;
-}
-
-const MOSQUITTO_CANDIDATES = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"];
-
-/** The installed mosquitto binary, or null. */
-export function findMosquitto(): string | null {
-  for (const candidate of MOSQUITTO_CANDIDATES) {
-    try {
-      execFileSync(candidate, ["-h"], { stdio: "ignore" });
-      return candidate;
-    } catch (err) {
-      // `mosquitto -h` prints its help and exits with 3: a status means the binary ran.
-      if ((err as { status?: number | null }).status != null) return candidate;
-    }
-  }
-  return null;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await isPortListening("127.0.0.1", port, 200)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`the broker did not listen on port ${port} within ${timeoutMs} ms`);
 }
 
 /** mosquitto where installed (what a home runs), the embedded aedes broker otherwise. */

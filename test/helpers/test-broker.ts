@@ -1,9 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedBroker, isPortListening } from "../../src/mqtt/embedded-broker.js";
-import { freePort } from "./free-port.js";
+import { EmbeddedBroker } from "../../src/mqtt/embedded-broker.js";
+import { findMosquitto, waitForPort } from "../../src/mqtt/mosquitto-binary.js";
+import { freePort } from "../../src/util/free-port.js";
 
 export interface TestBroker {
   kind: "mosquitto" | "aedes";
@@ -23,27 +24,8 @@ export interface TestBrokerOptions {
   persistence?: boolean;
 }
 
-export function mosquittoPath(): string | null {
-  for (const candidate of ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]) {
-    try {
-      execFileSync(candidate, ["-h"], { stdio: "ignore" });
-      return candidate;
-    } catch (err) {
-      // mosquitto -h exits with 3 after printing help: it exists.
-      if ((err as { status?: number }).status !== undefined) return candidate;
-    }
-  }
-  return null;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await isPortListening("127.0.0.1", port, 200)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`broker did not listen on ${port} within ${timeoutMs} ms`);
-}
+/** The installed mosquitto binary, or null (tests that need it are skipped then). */
+export const mosquittoPath = findMosquitto;
 
 /** A broker of the test's own on a free port: mosquitto where installed, the embedded aedes otherwise. */
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {

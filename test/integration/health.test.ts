@@ -12,7 +12,7 @@ import { statusPayload } from "../../src/mqtt/status.js";
 import { createTopics } from "../../src/mqtt/topics.js";
 import { MqttTransport } from "../../src/mqtt/transport.js";
 import { ServingStats } from "../../src/serving/serving-stats.js";
-import { freePort } from "../helpers/free-port.js";
+import { freePort } from "../../src/util/free-port.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 

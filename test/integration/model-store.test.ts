@@ -20,7 +20,7 @@ import {
   resolveModelFile,
   sha256OfFile,
 } from "../../src/model/model-store.js";
-import { freePort } from "../helpers/free-port.js";
+import { freePort } from "../../src/util/free-port.js";
 import { type MinimalGguf, writeMinimalGguf } from "../helpers/minimal-gguf.js";
 import { startTestFileServer, type TestFileServer } from "../helpers/model-store-server.js";
 
