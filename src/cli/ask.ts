@@ -1,12 +1,10 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { EdgeClient, type RequestTarget } from "../client/edge-client.js";
-import { defaultConfigPath } from "../config/config-path.js";
-import { loadConfig } from "../config/load-config.js";
 import type { FinalResult } from "../mqtt/messages.js";
 import { nodeIdFromHostname } from "../mqtt/topics.js";
 import type { Command } from "./command.js";
-import { printConfigProblems } from "./config-problems.js";
+import { loadCommandConfig } from "./config-problems.js";
 import { splitOwnFlags } from "./own-flags.js";
 
 const USAGE = `usage: tinyllama-edge ask [options] [--<config key> <value> ...] "prompt"
@@ -67,16 +65,9 @@ export const ask: Command = async (ctx) => {
     process.stderr.write(`tinyllama-edge ask: ${(err as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
-  let config: ReturnType<typeof loadConfig>["config"];
-  try {
-    ({ config } = loadConfig({
-      argv: parsed.configArgs,
-      env: ctx.env,
-      defaultConfigPath: defaultConfigPath(ctx.env),
-    }));
-  } catch (err) {
-    return printConfigProblems(err);
-  }
+  const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
+  if (!loaded.ok) return loaded.exitCode;
+  const { config } = loaded;
   const nodeId = config.node.id || nodeIdFromHostname(hostname());
   const target: RequestTarget = parsed.values.pool ? { kind: "pool" } : { kind: "node", nodeId };
   let client: EdgeClient;

@@ -3,11 +3,9 @@ import { pino } from "pino";
 import { BENCH_USAGE, parseBenchArgs } from "../bench/bench-options.js";
 import { formatBenchTable } from "../bench/bench-table.js";
 import { runBench } from "../bench/run-bench.js";
-import { defaultConfigPath } from "../config/config-path.js";
-import { loadConfig } from "../config/load-config.js";
 import { createLogger } from "../logging/logger.js";
 import type { Command } from "./command.js";
-import { printConfigProblems } from "./config-problems.js";
+import { loadCommandConfig } from "./config-problems.js";
 
 /**
  * `tinyllama-edge bench`: the in-process engine against the built daemon over MQTT, on the same
@@ -23,16 +21,9 @@ export const bench: Command = async (ctx) => {
     process.stderr.write(`tinyllama-edge bench: ${parsed.reason}\n\n${BENCH_USAGE}\n`);
     return 2;
   }
-  let config: ReturnType<typeof loadConfig>["config"];
-  try {
-    ({ config } = loadConfig({
-      argv: parsed.configArgs,
-      env: ctx.env,
-      defaultConfigPath: defaultConfigPath(ctx.env),
-    }));
-  } catch (err) {
-    return printConfigProblems(err);
-  }
+  const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
+  if (!loaded.ok) return loaded.exitCode;
+  const { config } = loaded;
   // On a terminal the bar shows progress and only warnings are logged; otherwise a line per step.
   const logger = createLogger({
     level: ctx.interactive ? "warn" : "info",

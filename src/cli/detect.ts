@@ -1,7 +1,4 @@
 import type { LlamaGpuType } from "node-llama-cpp";
-import type { AppConfig } from "../config/app-config.js";
-import { defaultConfigPath } from "../config/config-path.js";
-import { loadConfig } from "../config/load-config.js";
 import { type EdgeError, isEdgeError } from "../errors.js";
 import { detectCpu, detectHardware } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
@@ -11,7 +8,7 @@ import { openLlama } from "../inference/open-llama.js";
 import { hostDetectionDeps } from "../runtime/host-detection.js";
 import { planRequestFromConfig } from "../runtime/plan-request-from-config.js";
 import type { Command } from "./command.js";
-import { printConfigProblems } from "./config-problems.js";
+import { loadCommandConfig } from "./config-problems.js";
 import { formatHardwareReport, formatPlanReport } from "./detect-report.js";
 
 export interface TextSink {
@@ -96,16 +93,12 @@ export const detect: Command = async (ctx) => {
     return 0;
   }
   const json = ctx.argv.includes("--json");
-  let config: AppConfig;
-  try {
-    ({ config } = loadConfig({
-      argv: ctx.argv.filter((arg) => arg !== "--json"),
-      env: ctx.env,
-      defaultConfigPath: defaultConfigPath(ctx.env),
-    }));
-  } catch (err) {
-    return printConfigProblems(err);
-  }
+  const loaded = loadCommandConfig(
+    ctx.argv.filter((arg) => arg !== "--json"),
+    ctx.env,
+  );
+  if (!loaded.ok) return loaded.exitCode;
+  const { config } = loaded;
   return runDetect({
     json,
     out: process.stdout,

@@ -1,13 +1,11 @@
 import { pino } from "pino";
 import pinoPretty from "pino-pretty";
 import type { AppConfig } from "../config/app-config.js";
-import { defaultConfigPath } from "../config/config-path.js";
-import { loadConfig } from "../config/load-config.js";
 import { toEdgeError } from "../errors.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { resolveModelFile } from "../model/model-store.js";
 import type { Command } from "./command.js";
-import { printConfigProblems } from "./config-problems.js";
+import { loadCommandConfig } from "./config-problems.js";
 import { createProgressReporter } from "./progress.js";
 
 export const TINYLLAMA_REPOSITORY = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF";
@@ -42,16 +40,9 @@ function createPullLogger(config: AppConfig, interactive: boolean): Logger {
 
 /** `tinyllama-edge pull`: puts the configured model file in place (downloading it if needed) and prints its path. */
 export const pull: Command = async (ctx) => {
-  let config: AppConfig;
-  try {
-    ({ config } = loadConfig({
-      argv: ctx.argv,
-      env: ctx.env,
-      defaultConfigPath: defaultConfigPath(ctx.env),
-    }));
-  } catch (err) {
-    return printConfigProblems(err);
-  }
+  const loaded = loadCommandConfig(ctx.argv, ctx.env);
+  if (!loaded.ok) return loaded.exitCode;
+  const { config } = loaded;
   const defaultUri = defaultUriOf(config);
   if (defaultUri === null) {
     process.stderr.write(

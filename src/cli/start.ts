@@ -1,20 +1,15 @@
 import { hostname } from "node:os";
-import { defaultConfigPath } from "../config/config-path.js";
-import { loadConfig, redactConfig } from "../config/load-config.js";
+import { redactConfig } from "../config/load-config.js";
 import { createDaemon } from "../daemon.js";
 import { isEdgeError } from "../errors.js";
 import { createLogger } from "../logging/logger.js";
 import type { Command } from "./command.js";
-import { printConfigProblems } from "./config-problems.js";
+import { loadCommandConfig } from "./config-problems.js";
 
 /** `tinyllama-edge start`: runs the daemon until SIGTERM/SIGINT. */
 export const start: Command = async (ctx) => {
-  let loaded: ReturnType<typeof loadConfig>;
-  try {
-    loaded = loadConfig({ argv: ctx.argv, env: ctx.env, defaultConfigPath: defaultConfigPath(ctx.env) });
-  } catch (err) {
-    return printConfigProblems(err);
-  }
+  const loaded = loadCommandConfig(ctx.argv, ctx.env);
+  if (!loaded.ok) return loaded.exitCode;
   const { config, configPath } = loaded;
   const pretty = config.log.pretty === "always" || (config.log.pretty === "auto" && ctx.interactive);
   const logger = createLogger({ level: config.log.level, pretty });
