@@ -22,9 +22,18 @@ export function nodeIdFromHostname(hostname: string): string {
   return reduced.length > 0 ? reduced : "node";
 }
 
-/** Control characters and Unicode non-characters: brokers disconnect a client that publishes them. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const UNSAFE_TOPIC_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\ufdd0-\ufdef\ufffe\uffff]/;
+/**
+ * Control characters and Unicode non-characters (U+FDD0-U+FDEF and U+xFFFE/U+xFFFF in every plane):
+ * brokers disconnect a client that publishes them.
+ */
+function hasUnsafeTopicCharacter(topic: string): boolean {
+  for (const character of topic) {
+    const code = character.codePointAt(0)!;
+    if (code <= 0x1f || (code >= 0x7f && code <= 0x9f)) return true;
+    if ((code >= 0xfdd0 && code <= 0xfdef) || (code & 0xfffe) === 0xfffe) return true;
+  }
+  return false;
+}
 /** Mosquitto refuses more than 200 levels; one is kept for the `/stream` suffix. */
 const MAX_REPLY_LEVELS = 199;
 
@@ -38,7 +47,7 @@ export function isPublishableTopic(topic: string): boolean {
     topic.length > 0 &&
     topic.length <= 1024 &&
     !/[+#]/.test(topic) &&
-    !UNSAFE_TOPIC_CHARACTERS.test(topic) &&
+    !hasUnsafeTopicCharacter(topic) &&
     !topic.startsWith("$") &&
     levels.length <= MAX_REPLY_LEVELS &&
     levels.every((level) => level.length > 0)

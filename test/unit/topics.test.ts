@@ -61,6 +61,8 @@ describe("topics", () => {
       "a\u0085b",
       "a\uffffb",
       "a\ufdd0b",
+      "a\u{1fffe}b",
+      "a\u{10ffff}b",
       Array.from({ length: 250 }, () => "x").join("/"),
     ];
     for (const topic of ["", "a/#", "a/+/b", "$SYS/x", "a//b", "/a", "a/", "a\0b", ...brokerRefuses]) {
