@@ -33,14 +33,12 @@ START=1
 PULL=1
 
 while (($#)); do
+  common_option "$@"
+  if ((CONSUMED)); then
+    shift "$CONSUMED"
+    continue
+  fi
   case "$1" in
-  --dry-run) DRY_RUN=1 ;;
-  --prefix)
-    (($# >= 2)) || die "--prefix needs a directory"
-    set_prefix "$2"
-    shift
-    ;;
-  --prefix=*) set_prefix "${1#*=}" ;;
   --source)
     (($# >= 2)) || die "--source needs a directory"
     SOURCE="$2"
@@ -49,23 +47,15 @@ while (($#)); do
   --source=*) SOURCE="${1#*=}" ;;
   --no-start) START=0 ;;
   --no-pull) PULL=0 ;;
-  -h | --help)
-    usage
-    exit 0
-    ;;
   *) die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 
-derive_paths
-trap on_error ERR
+begin_run
 # Everything installed is readable by the service user; secrets get their own modes.
 umask 022
 
-if ((DRY_RUN)); then
-  echo "Dry run: nothing is changed; every step shows what it would do."
-fi
 if [[ -n "$PREFIX" ]]; then
   echo "Installing under the prefix $PREFIX (files only: no system user, no systemctl)."
 fi

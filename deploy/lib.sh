@@ -117,6 +117,34 @@ why_no_systemctl() {
 
 can_use_systemctl() { [[ -z "$(why_no_systemctl)" ]]; }
 
+# The options every script takes. Sets CONSUMED to the number of arguments used (0: not one of them).
+common_option() {
+  CONSUMED=1
+  case "$1" in
+  --dry-run) DRY_RUN=1 ;;
+  --prefix)
+    (($# >= 2)) || die "--prefix needs a directory"
+    set_prefix "$2"
+    CONSUMED=2
+    ;;
+  --prefix=*) set_prefix "${1#*=}" ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  *) CONSUMED=0 ;;
+  esac
+}
+
+# After the options: the paths, the error trap and, on a dry run, the notice.
+begin_run() {
+  derive_paths
+  trap on_error ERR
+  if ((DRY_RUN)); then
+    echo "Dry run: nothing is changed; every step shows what it would do."
+  fi
+}
+
 # Changing the real system needs root; --prefix and --dry-run do not.
 require_root_for_system_changes() {
   if [[ -z "$PREFIX" ]] && ((!DRY_RUN)) && ((EUID != 0)); then

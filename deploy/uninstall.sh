@@ -25,30 +25,19 @@ EOF
 
 PURGE=0
 while (($#)); do
+  common_option "$@"
+  if ((CONSUMED)); then
+    shift "$CONSUMED"
+    continue
+  fi
   case "$1" in
-  --dry-run) DRY_RUN=1 ;;
   --purge) PURGE=1 ;;
-  --prefix)
-    (($# >= 2)) || die "--prefix needs a directory"
-    set_prefix "$2"
-    shift
-    ;;
-  --prefix=*) set_prefix "${1#*=}" ;;
-  -h | --help)
-    usage
-    exit 0
-    ;;
   *) die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 
-derive_paths
-trap on_error ERR
-
-if ((DRY_RUN)); then
-  echo "Dry run: nothing is changed; every step shows what it would do."
-fi
+begin_run
 require_root_for_system_changes
 
 step "Stopping and disabling $UNIT_NAME"

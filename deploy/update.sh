@@ -29,14 +29,12 @@ EOF
 SOURCE="$(dirname "$SCRIPT_DIR")"
 START=1
 while (($#)); do
+  common_option "$@"
+  if ((CONSUMED)); then
+    shift "$CONSUMED"
+    continue
+  fi
   case "$1" in
-  --dry-run) DRY_RUN=1 ;;
-  --prefix)
-    (($# >= 2)) || die "--prefix needs a directory"
-    set_prefix "$2"
-    shift
-    ;;
-  --prefix=*) set_prefix "${1#*=}" ;;
   --source)
     (($# >= 2)) || die "--source needs a directory"
     SOURCE="$2"
@@ -44,21 +42,13 @@ while (($#)); do
     ;;
   --source=*) SOURCE="${1#*=}" ;;
   --no-start) START=0 ;;
-  -h | --help)
-    usage
-    exit 0
-    ;;
   *) die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 
-derive_paths
-trap on_error ERR
+begin_run
 
-if ((DRY_RUN)); then
-  echo "Dry run: nothing is changed; every step shows what it would do."
-fi
 require_root_for_system_changes
 [[ -d "$SOURCE" ]] || die "source directory $SOURCE does not exist"
 SOURCE="$(cd "$SOURCE" && pwd)"
