@@ -69,7 +69,8 @@ interface SplitArgs {
 
 /** Separates `--config` from setting flags, and reports flags that name no setting. */
 function splitArgs(argv: string[], knownKeys: Set<string>): SplitArgs {
-  const settingArgs: string[] = [];
+  // A key given twice takes its last value, as a later source overrides an earlier one.
+  const settings = new Map<string, string>();
   const problems: string[] = [];
   let configPath: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -91,9 +92,10 @@ function splitArgs(argv: string[], knownKeys: Set<string>): SplitArgs {
       i++;
     }
     if (name === "config") configPath = value;
-    else if (knownKeys.has(name)) settingArgs.push(`--${name}=${value}`);
+    else if (knownKeys.has(name)) settings.set(name, value);
     else problems.push(`--${name}: not a configuration key`);
   }
+  const settingArgs = [...settings].map(([name, value]) => `--${name}=${value}`);
   return { configPath, settingArgs, problems };
 }
 

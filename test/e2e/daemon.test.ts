@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MALFORMED_CASES } from "../helpers/malformed-payloads.js";
-import { tinyModelPath } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -15,7 +14,6 @@ describe("the built daemon over MQTT", () => {
 
   beforeAll(async () => {
     broker = await startTestBroker();
-    const modelPath = await tinyModelPath();
     probe = await MqttProbe.connect(broker.url, { protocolVersion: broker.supportsMqtt5 ? 5 : 4 });
     await probe.subscribe(
       `${BASE}/${NODE}/#`,
@@ -23,18 +21,7 @@ describe("the built daemon over MQTT", () => {
       "homeassistant/sensor/x/config",
       "$SYS/broker",
     );
-    daemon = startDaemonProcess([
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      modelPath,
-      "--runtime.threads",
-      "1",
-      "--homeassistant.enabled",
-      "false",
-    ]);
+    daemon = startTinyDaemon(broker.url, NODE, []);
     await probe.waitForJson(`${BASE}/${NODE}/status`, (s) => s.state === "online", 60_000);
   });
 

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
-import { tinyModelPath } from "../helpers/models.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { mosquittoPath, startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -12,19 +11,10 @@ const reply = (id: string) => `tinyllama/${NODE}/response/${id}`;
 describe.skipIf(mosquittoPath() === null)("MQTT durability: persistent session and broker restarts", () => {
   let broker: TestBroker;
   let probe: MqttProbe;
-  let modelPath: string;
   let daemon: DaemonProcess | undefined;
 
   const startDaemon = () =>
-    startDaemonProcess([
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      modelPath,
-      "--runtime.threads",
-      "1",
+    startTinyDaemon(broker.url, NODE, [
       "--mqtt.sessionExpirySeconds",
       "600",
       "--mqtt.reconnectMinMs",
@@ -44,7 +34,6 @@ describe.skipIf(mosquittoPath() === null)("MQTT durability: persistent session a
 
   beforeAll(async () => {
     broker = await startTestBroker({ persistence: true });
-    modelPath = await tinyModelPath();
     probe = await MqttProbe.connect(broker.url, { clientId: "durability-probe", persistent: true });
     await probe.subscribe(`tinyllama/${NODE}/#`);
   });

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
-import { tinyModelPath } from "../helpers/models.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { isRunning, MiB, openFdCount, settledRss } from "../helpers/process-stats.js";
 import { ReplyLedger } from "../helpers/reply-ledger.js";
@@ -27,20 +26,7 @@ describe("flood: a burst of 1,000 requests against a queue of 16", () => {
     ledger = new ReplyLedger(probe.client);
     // Finals only: `+` does not match the `<id>/stream` level below them.
     await probe.subscribe(`tinyllama/${NODE}/response/+`, "flood/after/+", STATUS);
-    daemon = startDaemonProcess([
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      await tinyModelPath(),
-      "--runtime.threads",
-      "1",
-      "--homeassistant.enabled",
-      "false",
-      "--scheduler.maxQueue",
-      String(MAX_QUEUE),
-    ]);
+    daemon = startTinyDaemon(broker.url, NODE, ["--scheduler.maxQueue", String(MAX_QUEUE)]);
     await probe.waitForJson(STATUS, (s) => s.state === "online", 60_000);
   });
 

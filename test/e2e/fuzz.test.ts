@@ -1,13 +1,12 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import {
   brokerRefusedReplyToArbitrary,
   expectedAddress,
   type FuzzOptions,
   fuzzCaseArbitrary,
 } from "../helpers/fuzz-payloads.js";
-import { tinyModelPath } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { isRunning, MiB, openFdCount, settledRss } from "../helpers/process-stats.js";
 import { type FinalReply, ReplyLedger } from "../helpers/reply-ledger.js";
@@ -85,17 +84,7 @@ describe.skipIf(mosquittoPath() === null)("fuzz: random payloads on the request 
     // Replies may go to any topic a payload names: listen everywhere but on the request topic itself.
     ledger = new ReplyLedger(probe.client, { ignoreTopic: (topic) => topic === REQUEST });
     await probe.subscribe("#");
-    daemon = startDaemonProcess([
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      await tinyModelPath(),
-      "--runtime.threads",
-      "1",
-      "--homeassistant.enabled",
-      "false",
+    daemon = startTinyDaemon(broker.url, NODE, [
       // Busy answers are answers too, but a rate limit or a full queue would hide what the rest does.
       "--scheduler.ratePerMinute",
       "0",

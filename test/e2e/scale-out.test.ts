@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
-import { tinyModelPath } from "../helpers/models.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { isRunning } from "../helpers/process-stats.js";
 import { ReplyLedger } from "../helpers/reply-ledger.js";
@@ -31,22 +30,11 @@ describe.skipIf(mosquittoPath() === null)(
     let broker: TestBroker;
     let probe: MqttProbe;
     let ledger: ReplyLedger;
-    let modelPath: string;
     const daemons = new Map<string, DaemonProcess>();
     const everyDaemon: DaemonProcess[] = [];
 
     const startNode = (node: string) => {
-      const daemon = startDaemonProcess([
-        "--mqtt.url",
-        broker.url,
-        "--node.id",
-        node,
-        "--model.path",
-        modelPath,
-        "--runtime.threads",
-        "1",
-        "--homeassistant.enabled",
-        "false",
+      const daemon = startTinyDaemon(broker.url, node, [
         "--mqtt.reconnectMinMs",
         "200",
         "--mqtt.reconnectMaxMs",
@@ -71,7 +59,6 @@ describe.skipIf(mosquittoPath() === null)(
 
     beforeAll(async () => {
       broker = await startTestBroker();
-      modelPath = await tinyModelPath();
       probe = await MqttProbe.connect(broker.url, { protocolVersion: 5 });
       ledger = new ReplyLedger(probe.client);
       await probe.subscribe("tinyllama/pool/response/+", ...NODES.map(status));

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
-import { tinyModelPath } from "../helpers/models.js";
+import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MqttProbe, type ReceivedMessage } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -20,15 +19,7 @@ describe("scheduling: queue, parallel sequences, cancel, deadlines, prefix reuse
     broker = await startTestBroker();
     probe = await MqttProbe.connect(broker.url, { protocolVersion: broker.supportsMqtt5 ? 5 : 4 });
     await probe.subscribe(`tinyllama/${NODE}/#`);
-    daemon = startDaemonProcess([
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      await tinyModelPath(),
-      "--runtime.threads",
-      "1",
+    daemon = startTinyDaemon(broker.url, NODE, [
       "--runtime.parallelSequences",
       "2",
       "--runtime.contextSize",

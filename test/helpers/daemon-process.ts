@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { TINY_MODEL_PATH } from "./models.js";
 
 export const PROJECT_ROOT = join(import.meta.dirname, "..", "..");
 export const BUILT_MAIN = join(PROJECT_ROOT, "dist", "main.js");
@@ -51,4 +52,24 @@ export function startDaemonProcess(args: string[], env: NodeJS.ProcessEnv = {}):
       return code;
     },
   };
+}
+
+/**
+ * The built daemon on the tiny generated model with one thread and Home Assistant discovery off,
+ * for node `nodeId` on the broker at `brokerUrl`. `extra` flags come last and win over these.
+ */
+export function startTinyDaemon(brokerUrl: string, nodeId: string, extra: string[] = []): DaemonProcess {
+  return startDaemonProcess([
+    "--mqtt.url",
+    brokerUrl,
+    "--node.id",
+    nodeId,
+    "--model.path",
+    TINY_MODEL_PATH,
+    "--runtime.threads",
+    "1",
+    "--homeassistant.enabled",
+    "false",
+    ...extra,
+  ]);
 }

@@ -121,3 +121,14 @@ describe("loadConfig", () => {
     expect(envNameOf("mqtt.url")).toBe("TINYLLAMA_EDGE_MQTT_URL");
   });
 });
+
+describe("flags given twice", () => {
+  it("take the last value", () => {
+    const { config } = loadConfig({
+      argv: ["--runtime.threads", "1", "--runtime.threads", "3"],
+      env: {},
+      defaultConfigPath: "/nonexistent/default.json",
+    });
+    expect(config.runtime.threads).toBe(3);
+  });
+});
