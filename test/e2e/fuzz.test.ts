@@ -124,7 +124,7 @@ describe.skipIf(mosquittoPath() === null)("fuzz: random payloads on the request 
     const builders = fc.sample(fuzzCaseArbitrary(OPTIONS), { numRuns: CASES, seed: SEED });
     const cases = builders.map((build, n) => ({ ...build(n), key: `fz-${n}` }));
     const started = performance.now();
-    // A window of unanswered requests: the broker queues at most 10,000 messages for the daemon and
+    // A window of unanswered requests: the broker queues a bounded number of messages for the daemon and
     // drops the rest, which would look like lost requests.
     for (let i = 0; i < cases.length; i += 200) {
       await ledger.waitUntil(

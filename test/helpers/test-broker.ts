@@ -61,7 +61,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
         : "persistence false",
       "log_dest none",
       "set_tcp_nodelay true",
-      "max_queued_messages 10000",
+      "max_queued_messages 100000",
       ...(options.extraConfig ?? []),
       "",
     ].join("\n"),
