@@ -230,7 +230,8 @@ write_file "$BIN_FILE" 0755 <<EOF
 #!/bin/sh
 $WRAPPER_MARKER
 : "\${NODE_ENV:=production}"
-export NODE_ENV
+: "\${UV_THREADPOOL_SIZE:=1}"
+export NODE_ENV UV_THREADPOOL_SIZE
 exec $NODE_BIN $APP_PATH/dist/main.js "\$@"
 EOF
 

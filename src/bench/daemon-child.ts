@@ -87,7 +87,12 @@ export function startDaemonChild(options: DaemonChildOptions): DaemonChild {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build`);
   const child: ChildProcess = spawn(process.execPath, daemonArgs(options), {
     cwd: PACKAGE_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    // The pool size the service runs with (systemd unit, npm start): see README, Performance.
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
