@@ -123,7 +123,7 @@ describe("systemd unit", () => {
     expect(directives.has("StartLimitIntervalSec")).toBe(true);
     // Longer than the daemon's own 20 s shutdown deadline.
     expect(Number(one("TimeoutStopSec"))).toBeGreaterThan(20);
-    expect(one("Environment")).toBe("NODE_ENV=production");
+    expect(one("Environment")).toBe("NODE_ENV=production UV_THREADPOOL_SIZE=1");
     for (const [key, value] of [
       ["ProtectSystem", "strict"],
       ["ProtectHome", "true"],
