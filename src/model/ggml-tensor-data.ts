@@ -44,8 +44,10 @@ export function createTensorChunkEncoder(
   data: TensorData,
   random: SeededRandom,
 ): TensorChunkEncoder {
-  if (data.kind === "random" && type === "Q4_0") return randomQ4_0Encoder(rowLength, data, random);
-  if (data.kind === "random" && type === "Q8_0") return randomQ8_0Encoder(rowLength, data, random);
+  if (data.kind === "random" && type === "Q4_0")
+    return randomBlockEncoder(Q4_0_FORMAT, rowLength, data, random);
+  if (data.kind === "random" && type === "Q8_0")
+    return randomBlockEncoder(Q8_0_FORMAT, rowLength, data, random);
   return valuesEncoder(type, rowLength, data, random);
 }
 
@@ -54,67 +56,58 @@ function zeroElementRange(rowLength: number, data: TensorData): { from: number; 
   return { from: data.zeroRows.from * rowLength, to: data.zeroRows.to * rowLength };
 }
 
-// Random Q4_0 blocks are generated directly (no float round trip): this is the hot path for
-// TinyLlama-sized files, about a billion elements.
-function randomQ4_0Encoder(
-  rowLength: number,
-  data: TensorData & { kind: "random" },
-  random: SeededRandom,
-): TensorChunkEncoder {
-  const scale = createFloat16Encoder()(data.amplitude / 8);
-  const zero = zeroElementRange(rowLength, data);
-  return (out, firstElement, count) => {
-    const blocks = count / 32;
-    for (let block = 0; block < blocks; block++) {
-      const element = firstElement + block * 32;
-      let offset = block * 18;
-      if (element >= zero.from && element < zero.to) {
-        out.fill(0, offset, offset + 18);
-        continue;
-      }
-      out[offset++] = scale & 0xff;
-      out[offset++] = scale >>> 8;
-      for (let word = 0; word < 4; word++) {
-        const bits = random.nextUint32();
-        out[offset++] = bits & 0xff;
-        out[offset++] = (bits >>> 8) & 0xff;
-        out[offset++] = (bits >>> 16) & 0xff;
-        out[offset++] = bits >>> 24;
-      }
-    }
-    return blocks * 18;
-  };
+/** A random quantized block: an f16 scale, then `words` 32-bit words of random quants. */
+interface RandomBlockFormat {
+  /** Bytes per 32-element block: the 2-byte scale and the quants. */
+  blockBytes: number;
+  /** Random 32-bit words per block. */
+  words: number;
+  /** amplitude / scaleDivisor is the block's scale (the largest quant maps to the amplitude). */
+  scaleDivisor: number;
+  /** Maps each random byte to a stored byte. */
+  byte: (value: number) => number;
 }
 
-function randomQ8_0Encoder(
+const Q4_0_FORMAT: RandomBlockFormat = { blockBytes: 18, words: 4, scaleDivisor: 8, byte: (value) => value };
+const Q8_0_FORMAT: RandomBlockFormat = {
+  blockBytes: 34,
+  words: 8,
+  scaleDivisor: 127,
+  // -128 (0x80) never comes out of ggml's quantizer; some int8 dot-product kernels take abs() of it.
+  byte: (value) => (value === 0x80 ? 0x81 : value),
+};
+
+// Random quantized blocks are generated directly (no float round trip): this is the hot path for
+// TinyLlama-sized files, about a billion elements.
+function randomBlockEncoder(
+  format: RandomBlockFormat,
   rowLength: number,
   data: TensorData & { kind: "random" },
   random: SeededRandom,
 ): TensorChunkEncoder {
-  const scale = createFloat16Encoder()(data.amplitude / 127);
+  const { blockBytes, words, byte } = format;
+  const scale = createFloat16Encoder()(data.amplitude / format.scaleDivisor);
   const zero = zeroElementRange(rowLength, data);
-  // -128 (0x80) never comes out of ggml's quantizer; some int8 dot-product kernels take abs() of it.
-  const int8 = (byte: number) => (byte === 0x80 ? 0x81 : byte);
   return (out, firstElement, count) => {
     const blocks = count / 32;
     for (let block = 0; block < blocks; block++) {
       const element = firstElement + block * 32;
-      let offset = block * 34;
+      let offset = block * blockBytes;
       if (element >= zero.from && element < zero.to) {
-        out.fill(0, offset, offset + 34);
+        out.fill(0, offset, offset + blockBytes);
         continue;
       }
       out[offset++] = scale & 0xff;
       out[offset++] = scale >>> 8;
-      for (let word = 0; word < 8; word++) {
+      for (let word = 0; word < words; word++) {
         const bits = random.nextUint32();
-        out[offset++] = int8(bits & 0xff);
-        out[offset++] = int8((bits >>> 8) & 0xff);
-        out[offset++] = int8((bits >>> 16) & 0xff);
-        out[offset++] = int8(bits >>> 24);
+        out[offset++] = byte(bits & 0xff);
+        out[offset++] = byte((bits >>> 8) & 0xff);
+        out[offset++] = byte((bits >>> 16) & 0xff);
+        out[offset++] = byte(bits >>> 24);
       }
     }
-    return blocks * 34;
+    return blocks * blockBytes;
   };
 }
 
