@@ -15,7 +15,9 @@ export const start: Command = async (ctx) => {
   const logger = createLogger({ level: config.log.level, pretty });
   logger.info({ configPath, config: redactConfig(config) }, "starting tinyllama-edge");
   if (!ctx.env.UV_THREADPOOL_SIZE) {
-    logger.info("UV_THREADPOOL_SIZE is not set: with 1 (as the service and npm start set it) generation is faster");
+    logger.info(
+      "UV_THREADPOOL_SIZE is not set: with 1 (as the service and npm start set it) generation is faster",
+    );
   }
 
   const daemon = createDaemon({
