@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
-import { isRunning, MiB, openFdCount, settledRss } from "../helpers/process-stats.js";
+import { isRunning, MiB, resourceGrowth, resourceUse } from "../helpers/process-stats.js";
 import { ReplyLedger } from "../helpers/reply-ledger.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -44,8 +44,7 @@ describe("flood: a burst of 1,000 requests against a queue of 16", () => {
       await probe.publish(REQUEST, { id: `warm-${i}`, prompt: `warm up ${i}`, max_tokens: 16 });
       await ledger.waitUntil(() => ledger.finalsFor(`id:warm-${i}`).length > 0, 30_000, `warm-${i}`);
     }
-    const rssBefore = await settledRss(pid);
-    const fdsBefore = openFdCount(pid);
+    const before = await resourceUse(pid);
 
     const ids = Array.from({ length: COUNT }, (_, i) => `flood-${i}`);
     const answeredCount = () => ids.filter((id) => ledger.finalsFor(`id:${id}`).length > 0).length;
@@ -100,17 +99,8 @@ describe("flood: a burst of 1,000 requests against a queue of 16", () => {
     expect(after.json).toMatchObject({ id: "after-flood", status: "ok" });
 
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const rssAfter = await settledRss(pid);
-    const fdsAfter = openFdCount(pid);
-    console.info(
-      JSON.stringify({
-        rssBeforeMiB: +(rssBefore / MiB).toFixed(1),
-        rssAfterMiB: +(rssAfter / MiB).toFixed(1),
-        fdsBefore,
-        fdsAfter,
-      }),
-    );
-    expect(rssAfter - rssBefore).toBeLessThan(MAX_RSS_GROWTH);
-    expect(fdsAfter - fdsBefore).toBeLessThanOrEqual(8);
+    const growth = await resourceGrowth(pid, before);
+    expect(growth.rssBytes).toBeLessThan(MAX_RSS_GROWTH);
+    expect(growth.fds).toBeLessThanOrEqual(8);
   }, 180_000);
 });

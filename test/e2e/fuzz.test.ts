@@ -8,7 +8,7 @@ import {
   fuzzCaseArbitrary,
 } from "../helpers/fuzz-payloads.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
-import { isRunning, MiB, openFdCount, settledRss } from "../helpers/process-stats.js";
+import { isRunning, MiB, resourceGrowth, resourceUse } from "../helpers/process-stats.js";
 import { type FinalReply, ReplyLedger } from "../helpers/reply-ledger.js";
 import { mosquittoPath, startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -117,8 +117,7 @@ describe.skipIf(mosquittoPath() === null)("fuzz: random payloads on the request 
       { prompt: 5 },
     ];
     for (const [i, body] of warmUps.entries()) await answerTo({ id: `warm-${i}`, ...body }, `warm-${i}`);
-    const rssBefore = await settledRss(pid);
-    const fdsBefore = openFdCount(pid);
+    const before = await resourceUse(pid);
     const finalsBefore = ledger.finals.length;
 
     const builders = fc.sample(fuzzCaseArbitrary(OPTIONS), { numRuns: CASES, seed: SEED });
@@ -201,18 +200,9 @@ describe.skipIf(mosquittoPath() === null)("fuzz: random payloads on the request 
     expect(after.json).toMatchObject({ id: "after-fuzz", status: "ok" });
     expect(after.topic).toBe(response("after-fuzz"));
 
-    const rssAfter = await settledRss(pid);
-    const fdsAfter = openFdCount(pid);
-    console.info(
-      JSON.stringify({
-        rssBeforeMiB: +(rssBefore / MiB).toFixed(1),
-        rssAfterMiB: +(rssAfter / MiB).toFixed(1),
-        fdsBefore,
-        fdsAfter,
-      }),
-    );
-    expect(rssAfter - rssBefore).toBeLessThan(MAX_RSS_GROWTH);
-    expect(fdsAfter - fdsBefore).toBeLessThanOrEqual(MAX_FD_GROWTH);
+    const growth = await resourceGrowth(pid, before);
+    expect(growth.rssBytes).toBeLessThan(MAX_RSS_GROWTH);
+    expect(growth.fds).toBeLessThanOrEqual(MAX_FD_GROWTH);
   }, 150_000);
 
   it("never answers internal: a timeout_ms that runs out as generation starts is a timeout", async () => {

@@ -33,3 +33,27 @@ export async function settledRss(pid: number, samples = 5, intervalMs = 300): Pr
 }
 
 export const MiB = 1024 * 1024;
+
+export interface ResourceUse {
+  rssBytes: number;
+  fds: number;
+}
+
+/** Settled RSS and open descriptors of a process, for before/after comparisons. */
+export async function resourceUse(pid: number): Promise<ResourceUse> {
+  return { rssBytes: await settledRss(pid), fds: openFdCount(pid) };
+}
+
+/** How much RSS and descriptors grew since `before`; both readings go to the test output. */
+export async function resourceGrowth(pid: number, before: ResourceUse): Promise<ResourceUse> {
+  const after = await resourceUse(pid);
+  console.info(
+    JSON.stringify({
+      rssBeforeMiB: +(before.rssBytes / MiB).toFixed(1),
+      rssAfterMiB: +(after.rssBytes / MiB).toFixed(1),
+      fdsBefore: before.fds,
+      fdsAfter: after.fds,
+    }),
+  );
+  return { rssBytes: after.rssBytes - before.rssBytes, fds: after.fds - before.fds };
+}
