@@ -15,6 +15,7 @@ import type { Logger } from "../logging/logger.js";
 import type { GenerationRequest } from "../mqtt/messages.js";
 import { createFullBatchStrategy } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
+import { guardSampling, samplingTemperature } from "./sampling-guard.js";
 
 export interface EngineSettings {
   modelPath: string;
@@ -67,6 +68,8 @@ export class InferenceEngine {
   private readonly grammarCache = new Map<string, LlamaGrammar>();
   /** Sequences generating right now: the full-batch strategy waits for all of them. */
   private activeGenerations = 0;
+  /** The native reason of the last failed token sampling (node-llama-cpp only says "Failed to sample"). */
+  private lastSamplingFailure: string | undefined;
 
   constructor(deps: EngineDeps) {
     this.logger = deps.logger;
@@ -108,6 +111,13 @@ export class InferenceEngine {
         settings.batching === "full"
           ? { itemPrioritizationStrategy: createFullBatchStrategy(() => this.activeGenerations) }
           : undefined,
+    });
+    guardSampling(this.context, (error) => {
+      this.lastSamplingFailure = error.message;
+      this.logger.warn(
+        { reason: error.message },
+        "token sampling failed; the request it was for ends with an error",
+      );
     });
     for (let i = 0; i < settings.sequences; i++) this.freeSequences.push(this.context.getSequence());
     const { wrapper, source } = createChatWrapper(this.model);
@@ -188,7 +198,7 @@ export class InferenceEngine {
     } catch (err) {
       // Stopped before the first token (a deadline of 1 ms, an early cancel): node-llama-cpp throws
       // the abort reason instead of returning; it is an ended request, not a failure.
-      if (!options.signal.aborted) throw err;
+      if (!options.signal.aborted) throw this.explained(err);
       return {
         text: "",
         stopReason: "abort",
@@ -201,6 +211,14 @@ export class InferenceEngine {
       this.activeGenerations--;
       this.freeSequences.push(sequence);
     }
+  }
+
+  /** node-llama-cpp's "Failed to sample next token" with llama.cpp's reason, which only the guard heard. */
+  private explained(err: unknown): unknown {
+    const failure = this.lastSamplingFailure;
+    if (!(err instanceof Error) || !/Failed to sample/.test(err.message) || failure === undefined) return err;
+    this.lastSamplingFailure = undefined;
+    return new EdgeError("internal", `token sampling failed: ${failure}`, { cause: err });
   }
 
   /**
@@ -238,7 +256,7 @@ export class InferenceEngine {
       stopOnAbortSignal: true,
       // Room for the prompt is guaranteed; generation stops at the context's end, no context shift.
       maxTokens: Math.min(request.maxTokens, this.contextSize - promptTokens),
-      temperature: request.temperature,
+      temperature: samplingTemperature(request.temperature),
       topP: request.topP,
       topK: request.topK,
       minP: request.minP,

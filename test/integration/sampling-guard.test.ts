@@ -1,0 +1,148 @@
+import {
+  getLlama,
+  type Llama,
+  LlamaCompletion,
+  type LlamaContext,
+  LlamaLogLevel,
+  type LlamaModel,
+} from "node-llama-cpp";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InferenceEngine } from "../../src/inference/engine.js";
+import { guardSampling } from "../../src/inference/sampling-guard.js";
+import type { GenerationRequest } from "../../src/mqtt/messages.js";
+import { TINY_MODEL_PATH } from "../helpers/models.js";
+
+const SWITCH_SCHEMA = {
+  type: "object",
+  properties: { action: { type: "string", enum: ["on", "off"] } },
+  required: ["action"],
+};
+/** A float32 subnormal: llama.cpp's logits divided by it overflow to ±infinity. */
+const VANISHING_TEMPERATURE = 1.9727931609900015e-41;
+const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
+
+function request(seed: number): GenerationRequest {
+  return {
+    id: `seed-${seed}`,
+    input: { kind: "chat", messages: [{ role: "user", content: "hello" }] },
+    system: "[",
+    stream: false,
+    maxTokens: 4,
+    temperature: VANISHING_TEMPERATURE,
+    topP: 0.9999999999999984,
+    topK: 997,
+    minP: 3.990457230644063e-191,
+    seed,
+    stop: [],
+    jsonSchema: SWITCH_SCHEMA,
+    conversationId: undefined,
+    replyTo: undefined,
+    timeoutMs: 60_000,
+  };
+}
+
+describe("token sampling that llama.cpp cannot do", () => {
+  let llama: Llama;
+
+  beforeAll(async () => {
+    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+  });
+  afterAll(async () => {
+    await llama?.dispose();
+  });
+
+  describe("straight through node-llama-cpp, on a guarded context", () => {
+    let model: LlamaModel;
+    let context: LlamaContext;
+    const failures: string[] = [];
+
+    beforeAll(async () => {
+      model = await llama.loadModel({ modelPath: TINY_MODEL_PATH });
+      context = await model.createContext({ contextSize: 512, threads: 1 });
+      guardSampling(context, (error) => failures.push(error.message));
+    });
+    afterAll(async () => {
+      await context?.dispose();
+      await model?.dispose();
+    });
+
+    it("fails the generation that asked for the token, and the context serves the next one", async () => {
+      const grammar = await llama.createGrammarForJsonSchema(SWITCH_SCHEMA as never);
+      const outcomes: string[] = [];
+      for (const seed of SEEDS) {
+        const sequence = context.getSequence();
+        try {
+          const completion = new LlamaCompletion({ contextSequence: sequence });
+          await completion.generateCompletion("hello", {
+            grammar,
+            maxTokens: 4,
+            temperature: VANISHING_TEMPERATURE,
+            topK: 997,
+            topP: 0.9999999999999984,
+            minP: 3.990457230644063e-191,
+            seed,
+          });
+          outcomes.push("ok");
+        } catch (err) {
+          outcomes.push((err as Error).message);
+        } finally {
+          await sequence.dispose();
+        }
+      }
+      // Without the guard the first of these rejects outside any generation (an unhandled rejection,
+      // which vitest reports) and the generation waits forever.
+      expect(outcomes).toEqual(SEEDS.map(() => "Failed to sample next token"));
+      expect(failures).toHaveLength(SEEDS.length);
+      expect(failures[0]).toMatch(/grammar stack/);
+
+      const sequence = context.getSequence();
+      const text = await new LlamaCompletion({ contextSequence: sequence }).generateCompletion("hello", {
+        grammar,
+        maxTokens: 4,
+        temperature: 0.7,
+        seed: 1,
+      });
+      await sequence.dispose();
+      expect(text.length).toBeGreaterThan(0);
+    });
+  });
+
+  describe("through the engine", () => {
+    let engine: InferenceEngine;
+
+    beforeAll(async () => {
+      engine = new InferenceEngine({
+        logger: pino({ level: "silent" }),
+        llama,
+        nativeErrors: () => [],
+        settings: {
+          modelPath: TINY_MODEL_PATH,
+          threads: 1,
+          gpuLayers: 0,
+          contextSize: 512,
+          sequences: 2,
+          batchSize: 256,
+          useMmap: true,
+          batching: "full",
+        },
+      });
+      await engine.start();
+    });
+    afterAll(async () => {
+      await engine?.stop();
+    });
+
+    it("runs a vanishing temperature as greedy sampling, so the grammar gets a token it accepts", async () => {
+      const outcomes = [];
+      for (const seed of SEEDS) {
+        const outcome = await engine.generate(request(seed), {
+          signal: new AbortController().signal,
+          onText: () => undefined,
+        });
+        outcomes.push(outcome.stopReason);
+      }
+      expect(outcomes.every((reason) => reason === "stop" || reason === "length")).toBe(true);
+    });
+  });
+});
