@@ -45,6 +45,11 @@ function preview(payload: Buffer): string {
   return JSON.stringify(text.length > 160 ? `${text.slice(0, 160)}… (${payload.length} bytes)` : text);
 }
 
+/** What a daemon said before it died: its fatal lines on stderr and its error-level log lines. */
+function lastWords(daemon: DaemonProcess): string[] {
+  return daemon.lines.filter((line) => !line.startsWith("{") || /"level":(50|60)/.test(line)).slice(-3);
+}
+
 function tally(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
@@ -126,21 +131,33 @@ describe.skipIf(mosquittoPath() === null)("fuzz: random payloads on the request 
     // A window of unanswered requests: the broker queues a bounded number of messages for the daemon and
     // drops the rest, which would look like lost requests.
     for (let i = 0; i < cases.length; i += 200) {
-      await ledger.waitUntil(
-        () => ledger.finals.length - finalsBefore >= i - 2000,
-        60_000,
-        "the daemon to catch up",
-      );
+      await Promise.race([
+        ledger.waitUntil(
+          () => ledger.finals.length - finalsBefore >= i - 2000,
+          60_000,
+          "the daemon to catch up",
+        ),
+        daemon.exited.then(() => undefined), // reported below, with its last words
+      ]);
       await Promise.all(cases.slice(i, i + 200).map((c) => send(c.payload, c.key)));
     }
     const published = performance.now();
-    await ledger
-      .waitUntil(() => ledger.finals.length - finalsBefore >= cases.length, 90_000, `${CASES} answers`)
-      .catch(() => undefined); // the per-case check below says which ones are missing
+    await Promise.race([
+      ledger
+        .waitUntil(() => ledger.finals.length - finalsBefore >= cases.length, 90_000, `${CASES} answers`)
+        .catch(() => undefined), // the per-case check below says which ones are missing
+      daemon.exited,
+    ]);
     await ledger.settle(1000);
     const answered = performance.now();
 
     const problems: string[] = [];
+    // A dead daemon leaves every later request unanswered: say why first, not only what is missing.
+    if (!isRunning(daemon.child)) {
+      problems.push(
+        `the daemon exited (${daemon.child.exitCode ?? daemon.child.signalCode}): ${lastWords(daemon).join(" | ")}`,
+      );
+    }
     for (const c of cases) {
       const finals = ledger.finalsFor(c.key);
       fuzzFinals.push(...finals);
