@@ -13,7 +13,7 @@ import {
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { GenerationRequest } from "../mqtt/messages.js";
-import { createFullBatchStrategy } from "./batching.js";
+import { createFullBatchStrategy, queuedSequenceIds } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
 import { guardSampling, samplingTemperature } from "./sampling-guard.js";
 
@@ -65,6 +65,7 @@ export class InferenceEngine {
   private context: LlamaContext | undefined;
   private chatWrapper: ChatWrapper | undefined;
   private readonly freeSequences: LlamaContextSequence[] = [];
+  private readonly sequenceIds = new Map<LlamaContextSequence, number>();
   private readonly grammarCache = new Map<string, LlamaGrammar>();
   /** Sequences generating right now: the full-batch strategy waits for all of them. */
   private activeGenerations = 0;
@@ -109,7 +110,12 @@ export class InferenceEngine {
       batchSize: settings.batchSize,
       batching:
         settings.batching === "full"
-          ? { itemPrioritizationStrategy: createFullBatchStrategy(() => this.activeGenerations) }
+          ? {
+              itemPrioritizationStrategy: createFullBatchStrategy({
+                activeSequences: () => this.activeGenerations,
+                sequenceIdsOf: queuedSequenceIds(() => this.context),
+              }),
+            }
           : undefined,
     });
     guardSampling(this.context, (error) => {
@@ -119,7 +125,12 @@ export class InferenceEngine {
         "token sampling failed; the request it was for ends with an error",
       );
     });
-    for (let i = 0; i < settings.sequences; i++) this.freeSequences.push(this.context.getSequence());
+    // A fresh context hands out sequence ids 0, 1, 2… in order (llama.cpp's seq_id, not public in JS).
+    for (let i = 0; i < settings.sequences; i++) {
+      const sequence = this.context.getSequence();
+      this.sequenceIds.set(sequence, i);
+      this.freeSequences.push(sequence);
+    }
     const { wrapper, source } = createChatWrapper(this.model);
     this.chatWrapper = wrapper;
     this.logger.info(
@@ -224,6 +235,7 @@ export class InferenceEngine {
   /**
    * The free sequence whose cached tokens share the longest prefix with the prompt: its KV cache is
    * reused and only the rest is evaluated (a repeated system prompt, a conversation's earlier turns).
+   * On a tie, the lowest id: running sequences with neighbouring ids decode in one micro-batch.
    */
   private takeSequenceFor(tokens: Token[]): LlamaContextSequence {
     if (this.freeSequences.length === 0) {
@@ -233,12 +245,17 @@ export class InferenceEngine {
     let bestShared = -1;
     this.freeSequences.forEach((sequence, index) => {
       const shared = sharedPrefixLength(sequence.contextTokens, tokens);
-      if (shared > bestShared) {
+      const tieWon = shared === bestShared && this.idOf(sequence) < this.idOf(this.freeSequences[best]!);
+      if (shared > bestShared || tieWon) {
         best = index;
         bestShared = shared;
       }
     });
     return this.freeSequences.splice(best, 1)[0]!;
+  }
+
+  private idOf(sequence: LlamaContextSequence): number {
+    return this.sequenceIds.get(sequence) ?? 0;
   }
 
   private async generateOn(
@@ -345,6 +362,7 @@ export class InferenceEngine {
   /** Callers abort running generations and await them first: disposing under a generation hangs it. */
   async stop(): Promise<void> {
     this.freeSequences.length = 0;
+    this.sequenceIds.clear();
     this.grammarCache.clear();
     await this.context?.dispose();
     await this.model?.dispose();

@@ -1,0 +1,72 @@
+import type { BatchItem, LlamaContext } from "node-llama-cpp";
+import { describe, expect, it } from "vitest";
+import { createFullBatchStrategy, queuedSequenceIds } from "../../src/inference/batching.js";
+
+const item = (tokens: number): BatchItem => ({
+  tokens: Array.from({ length: tokens }, (_, i) => i as never),
+  logits: [],
+  evaluationPriority: 5,
+});
+
+describe("full-batch strategy", () => {
+  it("holds a decode while a running sequence has not queued its token, then takes everyone", () => {
+    const items = [item(1), item(1), item(1)];
+    const strategy = createFullBatchStrategy({ activeSequences: () => 4 });
+    expect(strategy({ items, size: 512 })).toEqual([]);
+    const all = [...items, item(1)];
+    expect(strategy({ items: all, size: 512 }).map((p) => p.item)).toEqual(all);
+  });
+
+  it("goes on with what it has after maxHolds turns, so a finished sequence stalls nobody", () => {
+    const items = [item(1)];
+    const strategy = createFullBatchStrategy({ activeSequences: () => 2, maxHolds: 3 });
+    const results = Array.from({ length: 4 }, () => strategy({ items, size: 512 }).length);
+    expect(results).toEqual([0, 0, 0, 1]);
+    // The count starts again for the next decode.
+    expect(strategy({ items, size: 512 })).toEqual([]);
+  });
+
+  it("puts generation steps before prompts and splits a prompt at the batch size", () => {
+    const prompt = item(300);
+    const step = item(1);
+    const strategy = createFullBatchStrategy({ activeSequences: () => 2 });
+    const batch = strategy({ items: [prompt, step], size: 256 });
+    expect(batch.map((p) => [p.item, p.processAmount])).toEqual([
+      [step, 1],
+      [prompt, 255],
+    ]);
+  });
+
+  it("orders the batch by sequence id, so llama.cpp decodes consecutive sequences in one micro-batch", () => {
+    const items = [item(1), item(1), item(1), item(1)];
+    const ids = [1, 2, 3, 0];
+    const strategy = createFullBatchStrategy({ activeSequences: () => 4, sequenceIdsOf: () => ids });
+    const batch = strategy({ items, size: 512 });
+    expect(batch.map((p) => ids[items.indexOf(p.item)])).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe("sequence ids of queued decodes", () => {
+  const contextWith = (queue: unknown) => () => ({ _queuedDecodes: queue }) as unknown as LlamaContext;
+
+  it("reads them from the decode queue the items were made from", () => {
+    const items = [item(1), item(2)];
+    const queue = [
+      { sequenceId: 3, tokens: items[0]!.tokens },
+      { sequenceId: 1, tokens: items[1]!.tokens },
+    ];
+    expect(queuedSequenceIds(contextWith(queue))(items)).toEqual([3, 1]);
+  });
+
+  it("gives up when the queue does not line up with the items", () => {
+    const items = [item(1), item(1)];
+    expect(queuedSequenceIds(contextWith([{ sequenceId: 0, tokens: items[0]!.tokens }]))(items)).toBeNull();
+    const shuffled = [
+      { sequenceId: 0, tokens: items[1]!.tokens },
+      { sequenceId: 1, tokens: items[0]!.tokens },
+    ];
+    expect(queuedSequenceIds(contextWith(shuffled))(items)).toBeNull();
+    expect(queuedSequenceIds(contextWith(undefined))(items)).toBeNull();
+    expect(queuedSequenceIds(() => undefined)(items)).toBeNull();
+  });
+});
