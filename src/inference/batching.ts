@@ -32,13 +32,19 @@ export interface FullBatchOptions {
 export function createFullBatchStrategy(options: FullBatchOptions): CustomBatchingPrioritizationStrategy {
   const maxHolds = options.maxHolds ?? 200;
   let holds = 0;
+  let lastBatchItems = 0;
   return ({ items, size }) => {
-    if (items.length > 0 && items.length < options.activeSequences() && holds < maxHolds) {
+    // Stragglers are sequences of the last batch still running; one that has not decoded yet may be
+    // waiting for the context lock this loop holds (to trim its cache), and waiting for it would
+    // only keep the lock longer.
+    const expected = Math.min(options.activeSequences(), lastBatchItems);
+    if (items.length > 0 && items.length < expected && holds < maxHolds) {
       holds++;
       return [];
     }
     holds = 0;
     const batch = fillBatch(items, size);
+    if (batch.length > 0) lastBatchItems = batch.length;
     const ids = options.sequenceIdsOf?.(items);
     return ids ? inSequenceOrder(batch, items, ids) : batch;
   };

@@ -9,21 +9,29 @@ const item = (tokens: number): BatchItem => ({
 });
 
 describe("full-batch strategy", () => {
-  it("holds a decode while a running sequence has not queued its token, then takes everyone", () => {
-    const items = [item(1), item(1), item(1)];
+  it("holds a decode while a sequence of the last batch has not queued its token, then takes everyone", () => {
+    const all = [item(1), item(1), item(1), item(1)];
     const strategy = createFullBatchStrategy({ activeSequences: () => 4 });
-    expect(strategy({ items, size: 512 })).toEqual([]);
-    const all = [...items, item(1)];
+    expect(strategy({ items: all, size: 512 })).toHaveLength(4);
+    expect(strategy({ items: all.slice(0, 3), size: 512 })).toEqual([]);
     expect(strategy({ items: all, size: 512 }).map((p) => p.item)).toEqual(all);
   });
 
+  it("does not wait for a running sequence that has not decoded yet (it may wait for the context lock)", () => {
+    const items = [item(1), item(1)];
+    const strategy = createFullBatchStrategy({ activeSequences: () => 3 });
+    expect(strategy({ items, size: 512 })).toHaveLength(2);
+    expect(strategy({ items, size: 512 })).toHaveLength(2);
+  });
+
   it("goes on with what it has after maxHolds turns, so a finished sequence stalls nobody", () => {
-    const items = [item(1)];
+    const two = [item(1), item(1)];
     const strategy = createFullBatchStrategy({ activeSequences: () => 2, maxHolds: 3 });
-    const results = Array.from({ length: 4 }, () => strategy({ items, size: 512 }).length);
+    expect(strategy({ items: two, size: 512 })).toHaveLength(2);
+    const results = Array.from({ length: 4 }, () => strategy({ items: two.slice(0, 1), size: 512 }).length);
     expect(results).toEqual([0, 0, 0, 1]);
-    // The count starts again for the next decode.
-    expect(strategy({ items, size: 512 })).toEqual([]);
+    // The last batch had one sequence: the next decode of one goes at once.
+    expect(strategy({ items: two.slice(0, 1), size: 512 })).toHaveLength(1);
   });
 
   it("puts generation steps before prompts and splits a prompt at the batch size", () => {
