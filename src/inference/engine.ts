@@ -16,6 +16,7 @@ import type { GenerationRequest } from "../mqtt/messages.js";
 import { createFullBatchStrategy, queuedSequenceIds } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
 import { guardSampling, samplingTemperature } from "./sampling-guard.js";
+import { StartGate } from "./start-gate.js";
 
 export interface EngineSettings {
   modelPath: string;
@@ -66,6 +67,7 @@ export class InferenceEngine {
   private chatWrapper: ChatWrapper | undefined;
   private readonly freeSequences: LlamaContextSequence[] = [];
   private readonly sequenceIds = new Map<LlamaContextSequence, number>();
+  private startGate: StartGate | undefined;
   private readonly grammarCache = new Map<string, LlamaGrammar>();
   /** Sequences generating right now: the full-batch strategy waits for all of them. */
   private activeGenerations = 0;
@@ -125,6 +127,7 @@ export class InferenceEngine {
         "token sampling failed; the request it was for ends with an error",
       );
     });
+    this.startGate = new StartGate(this.context);
     // A fresh context hands out sequence ids 0, 1, 2… in order (llama.cpp's seq_id, not public in JS).
     for (let i = 0; i < settings.sequences; i++) {
       const sequence = this.context.getSequence();
@@ -204,6 +207,7 @@ export class InferenceEngine {
     const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
     const sequence = this.takeSequenceFor(tokens);
     this.activeGenerations++;
+    this.startGate?.starting(this.idOf(sequence));
     try {
       return await this.generateOn(sequence, request, tokens.length, grammar, options);
     } catch (err) {
@@ -219,6 +223,7 @@ export class InferenceEngine {
         firstTokenAt: null,
       };
     } finally {
+      this.startGate?.ended(this.idOf(sequence));
       this.activeGenerations--;
       this.freeSequences.push(sequence);
     }
@@ -363,6 +368,7 @@ export class InferenceEngine {
   async stop(): Promise<void> {
     this.freeSequences.length = 0;
     this.sequenceIds.clear();
+    this.startGate = undefined;
     this.grammarCache.clear();
     await this.context?.dispose();
     await this.model?.dispose();
