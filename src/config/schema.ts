@@ -143,7 +143,7 @@ export const configSchema = {
       default: "auto",
     },
     batching: {
-      doc: '"full": each decode waits (a few microtask turns at most) until every running request has its next token, so 4 requests decode as one batch of 4; "eager": node-llama-cpp\'s default, which often decodes 3 + 1.',
+      doc: '"full": each decode waits (a few microtask turns at most) until every request of the previous batch has its next token, and puts them in sequence order, so 4 requests decode as one batch of 4 in one pass over the weights; "eager": node-llama-cpp\'s default, which often decodes 3 + 1.',
       format: ["full", "eager"],
       default: "full",
     },
