@@ -6,11 +6,11 @@ import {
   LlamaLogLevel,
   type LlamaModel,
 } from "node-llama-cpp";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InferenceEngine } from "../../src/inference/engine.js";
+import type { InferenceEngine } from "../../src/inference/engine.js";
 import { guardSampling } from "../../src/inference/sampling-guard.js";
 import type { GenerationRequest } from "../../src/mqtt/messages.js";
+import { generationRequest, startTinyEngine } from "../helpers/engine.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 
 const SWITCH_SCHEMA = {
@@ -23,23 +23,18 @@ const VANISHING_TEMPERATURE = 1.9727931609900015e-41;
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
 
 function request(seed: number): GenerationRequest {
-  return {
+  return generationRequest({
     id: `seed-${seed}`,
     input: { kind: "chat", messages: [{ role: "user", content: "hello" }] },
     system: "[",
-    stream: false,
     maxTokens: 4,
     temperature: VANISHING_TEMPERATURE,
     topP: 0.9999999999999984,
     topK: 997,
     minP: 3.990457230644063e-191,
     seed,
-    stop: [],
     jsonSchema: SWITCH_SCHEMA,
-    conversationId: undefined,
-    replyTo: undefined,
-    timeoutMs: 60_000,
-  };
+  });
 }
 
 describe("token sampling that llama.cpp cannot do", () => {
@@ -112,22 +107,7 @@ describe("token sampling that llama.cpp cannot do", () => {
     let engine: InferenceEngine;
 
     beforeAll(async () => {
-      engine = new InferenceEngine({
-        logger: pino({ level: "silent" }),
-        llama,
-        nativeErrors: () => [],
-        settings: {
-          modelPath: TINY_MODEL_PATH,
-          threads: 1,
-          gpuLayers: 0,
-          contextSize: 512,
-          sequences: 2,
-          batchSize: 256,
-          useMmap: true,
-          batching: "full",
-        },
-      });
-      await engine.start();
+      engine = await startTinyEngine(llama);
     });
     afterAll(async () => {
       await engine?.stop();

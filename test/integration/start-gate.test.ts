@@ -1,28 +1,11 @@
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InferenceEngine } from "../../src/inference/engine.js";
+import type { InferenceEngine } from "../../src/inference/engine.js";
 import type { GenerationRequest } from "../../src/mqtt/messages.js";
-import { TINY_MODEL_PATH } from "../helpers/models.js";
+import { generationRequest, startTinyEngine } from "../helpers/engine.js";
 
 function rawRequest(id: string, text: string, maxTokens: number): GenerationRequest {
-  return {
-    id,
-    input: { kind: "raw", text },
-    system: null,
-    stream: true,
-    maxTokens,
-    temperature: 0.7,
-    topP: undefined,
-    topK: undefined,
-    minP: undefined,
-    seed: 1,
-    stop: [],
-    jsonSchema: undefined,
-    conversationId: undefined,
-    replyTo: undefined,
-    timeoutMs: 60_000,
-  };
+  return generationRequest({ id, input: { kind: "raw", text }, stream: true, maxTokens });
 }
 
 describe("a request starting while another generates", () => {
@@ -31,22 +14,7 @@ describe("a request starting while another generates", () => {
 
   beforeAll(async () => {
     llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
-    engine = new InferenceEngine({
-      logger: pino({ level: "silent" }),
-      llama,
-      nativeErrors: () => [],
-      settings: {
-        modelPath: TINY_MODEL_PATH,
-        threads: 1,
-        gpuLayers: 0,
-        contextSize: 1024,
-        sequences: 3,
-        batchSize: 256,
-        useMmap: true,
-        batching: "full",
-      },
-    });
-    await engine.start();
+    engine = await startTinyEngine(llama, { contextSize: 1024, sequences: 3 });
   });
 
   afterAll(async () => {

@@ -1,0 +1,49 @@
+import type { Llama } from "node-llama-cpp";
+import { pino } from "pino";
+import { type EngineSettings, InferenceEngine } from "../../src/inference/engine.js";
+import type { GenerationRequest } from "../../src/mqtt/messages.js";
+import { TINY_MODEL_PATH } from "./models.js";
+
+/** The inference engine on the tiny generated model, one thread, started; `settings` override. */
+export async function startTinyEngine(llama: Llama, settings: Partial<EngineSettings> = {}) {
+  const engine = new InferenceEngine({
+    logger: pino({ level: "silent" }),
+    llama,
+    nativeErrors: () => [],
+    settings: {
+      modelPath: TINY_MODEL_PATH,
+      threads: 1,
+      gpuLayers: 0,
+      contextSize: 512,
+      sequences: 2,
+      batchSize: 256,
+      useMmap: true,
+      batching: "full",
+      ...settings,
+    },
+  });
+  await engine.start();
+  return engine;
+}
+
+/** A validated request as the parser would produce it: defaults for everything not given. */
+export function generationRequest(
+  fields: Partial<GenerationRequest> & Pick<GenerationRequest, "id" | "input">,
+): GenerationRequest {
+  return {
+    system: null,
+    stream: false,
+    maxTokens: 4,
+    temperature: 0.7,
+    topP: undefined,
+    topK: undefined,
+    minP: undefined,
+    seed: 1,
+    stop: [],
+    jsonSchema: undefined,
+    conversationId: undefined,
+    replyTo: undefined,
+    timeoutMs: 60_000,
+    ...fields,
+  };
+}
