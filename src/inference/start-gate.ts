@@ -33,7 +33,8 @@ export class StartGate {
     const original = decodeTokens.bind(context);
     const gated: DecodeTokens = async (request, ...rest) => {
       if (this.startingIds.has(request.sequenceId)) this.ended(request.sequenceId);
-      else if (this.startingIds.size > 0) await Promise.race([this.open, delay(MAX_WAIT_MS)]);
+      else if (this.startingIds.size > 0)
+        await Promise.race([this.open, delay(MAX_WAIT_MS, undefined, { ref: false })]);
       return original(request, ...rest);
     };
     Object.defineProperty(context, "_decodeTokens", { value: gated, configurable: true, writable: true });
