@@ -8,10 +8,8 @@
 //   node scripts/soak.mjs --minutes 60 --model.path models/tinyllama-1.1b-chat-v1.0.Q4_0.gguf --threads 4
 //
 // Run `npm run build` first (`npm run soak` does).
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
@@ -137,76 +135,6 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-function freePort() {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => (port === 1883 ? freePort().then(done, fail) : done(port)));
-    });
-  });
-}
-
-function mosquittoBinary() {
-  for (const candidate of ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]) {
-    if (existsSync(candidate)) return candidate;
-  }
-  try {
-    return execFileSync("sh", ["-c", "command -v mosquitto"], { encoding: "utf8" }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-async function waitForPort(port, timeoutMs) {
-  const { isPortListening } = await import("../dist/mqtt/embedded-broker.js");
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (await isPortListening("127.0.0.1", port, 200)) return;
-    await sleep(50);
-  }
-  throw new Error(`the broker did not listen on ${port} within ${timeoutMs} ms`);
-}
-
-/** Mosquitto on a free port (MQTT 5), or the embedded aedes broker (MQTT 3.1.1). */
-async function startBroker(kind, workDir) {
-  const port = await freePort();
-  const binary = kind === "embedded" ? null : mosquittoBinary();
-  if (kind === "mosquitto" && !binary) throw new Error("--broker mosquitto: mosquitto is not installed");
-  if (binary) {
-    const conf = join(workDir, "mosquitto.conf");
-    writeFileSync(
-      conf,
-      [
-        `listener ${port} 127.0.0.1`,
-        "allow_anonymous true",
-        "persistence false",
-        "log_dest none",
-        "max_queued_messages 10000",
-        "",
-      ].join("\n"),
-    );
-    const child = spawn(binary, ["-c", conf], { stdio: "ignore" });
-    await waitForPort(port, 5000);
-    return {
-      kind: "mosquitto",
-      url: `mqtt://127.0.0.1:${port}`,
-      protocolVersion: 5,
-      stop: () =>
-        new Promise((done) => {
-          if (child.exitCode !== null || child.signalCode !== null) return done();
-          child.once("exit", () => done());
-          child.kill("SIGTERM");
-        }),
-    };
-  }
-  const { EmbeddedBroker } = await import("../dist/mqtt/embedded-broker.js");
-  const broker = new EmbeddedBroker();
-  const url = await broker.start(port);
-  return { kind: "embedded (aedes)", url, protocolVersion: 4, stop: () => broker.stop() };
-}
-
 async function defaultModelPath() {
   const { ensureSyntheticModel } = await import("../dist/model/synthetic-models.js");
   return ensureSyntheticModel(join(ROOT, ".cache", "test-models"), "tiny", "q8_0");
@@ -259,8 +187,7 @@ function startDaemon(options, brokerUrl, modelPath) {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build (npm run soak does)`);
-  const workDir = mkdtempSync(join(tmpdir(), "tle-soak-"));
-  const cleanups = [() => rmSync(workDir, { recursive: true, force: true })];
+  const cleanups = [];
   const cleanup = async () => {
     while (cleanups.length > 0) {
       try {
@@ -277,7 +204,8 @@ async function main() {
   });
 
   try {
-    const broker = await startBroker(options.broker, workDir);
+    const { startBenchBroker } = await import("../dist/bench/bench-broker.js");
+    const broker = await startBenchBroker(options.broker);
     cleanups.push(() => broker.stop());
     const modelPath = options.modelPath || (await defaultModelPath());
     console.log(

@@ -6,7 +6,10 @@ import { EmbeddedBroker } from "../mqtt/embedded-broker.js";
 import { findMosquitto, waitForPort } from "../mqtt/mosquitto-binary.js";
 import { freePort } from "../util/free-port.js";
 
-/** The benchmark's own broker on a free port, so it never meets a real installation's traffic. */
+/**
+ * A private broker on a free port for the benchmark and the soak script, so they never meet a real
+ * installation's traffic.
+ */
 export interface BenchBroker {
   kind: "mosquitto" | "aedes";
   url: string;
@@ -17,10 +20,16 @@ export interface BenchBroker {
   stop(): Promise<void>;
 }
 
-/** mosquitto where installed (what a home runs), the embedded aedes broker otherwise. */
-export async function startBenchBroker(): Promise<BenchBroker> {
+/**
+ * "auto": mosquitto where installed (what a home runs), the embedded aedes broker otherwise;
+ * "mosquitto" fails when it is not installed; "embedded" always takes aedes.
+ */
+export async function startBenchBroker(
+  choice: "auto" | "mosquitto" | "embedded" = "auto",
+): Promise<BenchBroker> {
   const port = await freePort();
-  const binary = findMosquitto();
+  const binary = choice === "embedded" ? null : findMosquitto();
+  if (choice === "mosquitto" && !binary) throw new Error("mosquitto is not installed");
   if (!binary) {
     const broker = new EmbeddedBroker();
     const url = await broker.start(port);

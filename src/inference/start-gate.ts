@@ -15,8 +15,8 @@ const MAX_WAIT_MS = 250;
  * the loop looks (their samplings finish one by one), so the loop, and the lock, lasts until every
  * running request has ended. A request whose sequence must first drop cached tokens (a reused
  * sequence whose cache is not a prefix of the new prompt) needs that lock: it waited for all the
- * others to finish (measured: one of four parallel requests started 2.7 s late, and the four ran as
- * 3 + 1). While a sequence is starting, the running ones hold their next token back until it has
+ * others to finish (measured: one of four parallel requests started 2.7 s late; the four ran as
+ * 2 + 2 or 3 + 1). While a sequence is starting, the running ones hold their next token back until it has
  * queued its first decode: the loop finds its queue empty, ends, and the lock goes to the one waiting.
  */
 export class StartGate {

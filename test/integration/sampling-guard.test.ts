@@ -18,8 +18,13 @@ const SWITCH_SCHEMA = {
   properties: { action: { type: "string", enum: ["on", "off"] } },
   required: ["action"],
 };
-/** A float32 subnormal: llama.cpp's logits divided by it overflow to ±infinity. */
-const VANISHING_TEMPERATURE = 1.9727931609900015e-41;
+/** The fuzz payload's sampling; its temperature, a float32 subnormal, makes llama.cpp's logits ±infinity. */
+const FUZZED_SAMPLING = {
+  temperature: 1.9727931609900015e-41,
+  topP: 0.9999999999999984,
+  topK: 997,
+  minP: 3.990457230644063e-191,
+};
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
 
 function request(seed: number): GenerationRequest {
@@ -28,10 +33,7 @@ function request(seed: number): GenerationRequest {
     input: { kind: "chat", messages: [{ role: "user", content: "hello" }] },
     system: "[",
     maxTokens: 4,
-    temperature: VANISHING_TEMPERATURE,
-    topP: 0.9999999999999984,
-    topK: 997,
-    minP: 3.990457230644063e-191,
+    ...FUZZED_SAMPLING,
     seed,
     jsonSchema: SWITCH_SCHEMA,
   });
@@ -72,10 +74,7 @@ describe("token sampling that llama.cpp cannot do", () => {
           await completion.generateCompletion("hello", {
             grammar,
             maxTokens: 4,
-            temperature: VANISHING_TEMPERATURE,
-            topK: 997,
-            topP: 0.9999999999999984,
-            minP: 3.990457230644063e-191,
+            ...FUZZED_SAMPLING,
             seed,
           });
           outcomes.push("ok");
