@@ -1,4 +1,4 @@
-/** Error codes of the MQTT contract (PROTOCOL.md), plus start-up failures that never reach MQTT. */
+/** Error codes of the MQTT contract (docs/protocol.md), plus start-up failures that never reach MQTT. */
 export type ErrorCode =
   | "invalid_request"
   | "payload_too_large"

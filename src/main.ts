@@ -36,7 +36,7 @@ function usage(): string {
     ...lines,
     "",
     "Every configuration key is also a flag (--mqtt.url mqtt://host:1883) and an environment",
-    "variable (TINYLLAMA_EDGE_MQTT_URL). See the README's configuration reference.",
+    "variable (TINYLLAMA_EDGE_MQTT_URL). See docs/configuration.md.",
   ].join("\n");
 }
 

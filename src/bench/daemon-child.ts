@@ -87,7 +87,7 @@ export function startDaemonChild(options: DaemonChildOptions): DaemonChild {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build`);
   const child: ChildProcess = spawn(process.execPath, daemonArgs(options), {
     cwd: PACKAGE_ROOT,
-    // The pool size the service runs with (systemd unit, npm start): see README, Performance.
+    // The pool size the service runs with (systemd unit, npm start): see docs/performance.md.
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

@@ -1,6 +1,6 @@
 /**
  * The configuration schema: the single source of truth for every key, its default, its format and
- * its documentation. The README's config table is generated from it (scripts/config-table.ts).
+ * its documentation. The table in docs/configuration.md is generated from it (npm run docs:config).
  * Environment variables and CLI flags are derived from the key path (see withEnvAndArgs).
  */
 export const configSchema = {

@@ -46,7 +46,7 @@ export interface ThrottlingPayload {
   soft_temperature_limit_occurred: boolean;
 }
 
-/** The JSON published on `<base>/<node>/health` (PROTOCOL.md). */
+/** The JSON published on `<base>/<node>/health` (docs/protocol.md). */
 export interface HealthPayload {
   /** When the figures were taken, ISO-8601. */
   ts: string;

@@ -2,7 +2,7 @@ import fc from "fast-check";
 
 /**
  * Generators of hostile request payloads for the fuzz test, and an oracle that says where the
- * answer to each must go (PROTOCOL.md: the Response Topic / reply_to when usable, else
+ * answer to each must go (docs/protocol.md: the Response Topic / reply_to when usable, else
  * `<base>/<node>/response/<id>`, else `<base>/<node>/response/_errors`).
  *
  * Every valid id a generated payload carries is unique (`<random prefix>-x<case number>`), because a
@@ -422,7 +422,7 @@ export function brokerRefusedReplyToArbitrary(): fc.Arbitrary<string> {
   );
 }
 
-/** Where the answer to a payload must go, per PROTOCOL.md. `replyTo` null: the default topic. */
+/** Where the answer to a payload must go, per docs/protocol.md. `replyTo` null: the default topic. */
 export interface ExpectedAddress {
   /** The id the answer must carry; null: none could be salvaged (the answer carries null or a made-up id). */
   id: string | null;
