@@ -131,18 +131,16 @@ export interface ParseRequestOptions {
   newId: () => string;
 }
 
-export function createRequestParser(options: ParseRequestOptions): (payload: Buffer) => ParsedRequest {
-  const schema = requestSchema(options.limits);
-  const { limits } = options;
-  const fail = (code: ErrorCode, message: string, address = salvageAddress(undefined)): ParsedRequest => ({
-    ok: false,
-    ...address,
-    error: new EdgeError(code, message),
-  });
+function failure(code: ErrorCode, message: string, address = salvageAddress(undefined)): ParsedRequest {
+  return { ok: false, ...address, error: new EdgeError(code, message) };
+}
 
+export function createRequestParser(options: ParseRequestOptions): (payload: Buffer) => ParsedRequest {
+  const validate = createRequestValidator(options);
+  const { limits } = options;
   return (payload) => {
     if (payload.length > limits.maxPayloadBytes) {
-      return fail(
+      return failure(
         "payload_too_large",
         `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}`,
       );
@@ -151,17 +149,30 @@ export function createRequestParser(options: ParseRequestOptions): (payload: Buf
     try {
       json = JSON.parse(payload.toString("utf8"));
     } catch {
-      return fail("invalid_request", "payload is not valid JSON");
+      return failure("invalid_request", "payload is not valid JSON");
     }
+    return validate(json);
+  };
+}
+
+/**
+ * Validates a request already decoded from its transport (the MQTT payload's JSON, or what the
+ * ask topic and the HTTP endpoint translate theirs into), so every way in shares one set of rules.
+ */
+export function createRequestValidator(options: ParseRequestOptions): (json: unknown) => ParsedRequest {
+  const schema = requestSchema(options.limits);
+  const { limits } = options;
+
+  return (json) => {
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
-      return fail("invalid_request", "payload must be a JSON object");
+      return failure("invalid_request", "payload must be a JSON object");
     }
     const address = salvageAddress(json);
     if (jsonDepth(json) > MAX_JSON_DEPTH) {
-      return fail("invalid_request", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`, address);
+      return failure("invalid_request", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`, address);
     }
     const parsed = schema.safeParse(json);
-    if (!parsed.success) return fail("invalid_request", describeIssues(parsed.error), address);
+    if (!parsed.success) return failure("invalid_request", describeIssues(parsed.error), address);
     const body = parsed.data;
 
     const promptBytes =
@@ -169,7 +180,7 @@ export function createRequestParser(options: ParseRequestOptions): (payload: Buf
       Buffer.byteLength(body.system ?? "") +
       (body.messages ?? []).reduce((sum, m) => sum + Buffer.byteLength(m.content), 0);
     if (promptBytes > limits.maxPromptBytes) {
-      return fail(
+      return failure(
         "payload_too_large",
         `prompt is ${promptBytes} bytes; the limit is ${limits.maxPromptBytes}`,
         address,

@@ -47,9 +47,37 @@ export interface RequestServiceDeps {
   modelName: () => string;
 }
 
+/** Where one request's answer goes, whatever the transport: chunks, then exactly one final or error. */
+export interface AnswerSink {
+  chunk(text: string): void;
+  final(result: FinalResult): void;
+  error(error: EdgeError): void;
+}
+
+/** Guards a sink from outside the service: one settle only, counted in the stats. */
+function settleOnce(sink: AnswerSink, logger: Logger, onSettled: (ok: boolean) => void): AnswerSink {
+  let settled = false;
+  const settle = (ok: boolean, send: () => void) => {
+    if (settled) {
+      logger.warn("second answer suppressed");
+      return;
+    }
+    settled = true;
+    send();
+    onSettled(ok);
+  };
+  return {
+    chunk: (text) => {
+      if (!settled) sink.chunk(text);
+    },
+    final: (result) => settle(true, () => sink.final(result)),
+    error: (error) => settle(false, () => sink.error(error)),
+  };
+}
+
 interface Job extends JobHandle {
   request: GenerationRequest;
-  reply: ReplyChannel;
+  reply: AnswerSink;
   logger: Logger;
 }
 
@@ -134,7 +162,55 @@ export class RequestService {
       reply.error(new EdgeError("invalid_request", address.problem));
       return;
     }
-    const { request } = parsed;
+    const expiryMs =
+      message.messageExpirySeconds === undefined ? Infinity : message.messageExpirySeconds * 1000;
+    this.enqueue(parsed.request, reply, {
+      sender: this.senderOf(address.topic),
+      receivedAt: message.receivedAt,
+      expiryMs,
+      logger: reqLogger,
+      logFields: { replyTopic: address.topic },
+    });
+  }
+
+  /**
+   * A request that arrived by another way than the JSON request topic (the ask topic, HTTP): the
+   * same queue, limits and fairness, its answer told to `sink` exactly once. Never throws.
+   */
+  submit(request: GenerationRequest, sink: AnswerSink, from: { sender: string; receivedAt?: number }): void {
+    const reqLogger = this.deps.logger.child({ reqId: request.id, origin: from.sender });
+    const reply = settleOnce(sink, reqLogger, (ok) => this.deps.stats.recordAnswer(ok));
+    try {
+      this.enqueue(request, reply, {
+        sender: from.sender,
+        receivedAt: from.receivedAt ?? performance.now(),
+        expiryMs: Infinity,
+        logger: reqLogger,
+        logFields: {},
+      });
+    } catch (err) {
+      reqLogger.error({ err }, "unexpected failure handling a request");
+      reply.error(toEdgeError(err));
+    }
+  }
+
+  /** Stops a queued or running request by id; true when it was here. */
+  cancel(id: string): boolean {
+    return this.scheduler.cancel(id, "cancelled");
+  }
+
+  private enqueue(
+    request: GenerationRequest,
+    reply: AnswerSink,
+    from: {
+      sender: string;
+      receivedAt: number;
+      expiryMs: number;
+      logger: Logger;
+      logFields: Record<string, unknown>;
+    },
+  ): void {
+    const reqLogger = from.logger;
     if (this.scheduler.has(request.id)) {
       // A QoS 1 redelivery, or a client reusing a live id: the one in flight answers.
       reqLogger.warn("duplicate of a request in flight ignored");
@@ -144,7 +220,7 @@ export class RequestService {
       reply.error(new EdgeError("shutting_down", "the daemon is shutting down"));
       return;
     }
-    const waitMs = this.rateLimiter.take(this.senderOf(address.topic));
+    const waitMs = this.rateLimiter.take(from.sender);
     if (waitMs > 0) {
       reqLogger.warn({ retryAfterMs: waitMs }, "sender over its rate limit");
       reply.error(
@@ -152,14 +228,12 @@ export class RequestService {
       );
       return;
     }
-    const expiryMs =
-      message.messageExpirySeconds === undefined ? Infinity : message.messageExpirySeconds * 1000;
     const job: Job = {
       id: request.id,
       // Fairness turns go per sender, or to everyone at once in fifo mode.
-      sender: this.deps.fairness === "fifo" ? "" : this.senderOf(address.topic),
-      receivedAt: message.receivedAt,
-      deadline: message.receivedAt + Math.min(request.timeoutMs, expiryMs),
+      sender: this.deps.fairness === "fifo" ? "" : from.sender,
+      receivedAt: from.receivedAt,
+      deadline: from.receivedAt + Math.min(request.timeoutMs, from.expiryMs),
       request,
       reply,
       logger: reqLogger,
@@ -169,7 +243,7 @@ export class RequestService {
         kind: request.input.kind,
         maxTokens: request.maxTokens,
         stream: request.stream,
-        replyTopic: address.topic,
+        ...from.logFields,
       },
       "request accepted",
     );
