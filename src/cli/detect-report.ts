@@ -74,6 +74,12 @@ function bytesOrUnknown(bytes: number | null): string {
   return bytes === null ? "unknown" : formatBytes(bytes);
 }
 
+const featureSourceNote: Record<HardwareProfile["cpu"]["featureSource"], string> = {
+  "llama.cpp": " (as llama.cpp reports them)",
+  kernel: " (from the kernel's flags; llama.cpp not loaded)",
+  none: " (the kernel's flags belong to another architecture)",
+};
+
 export function formatHardwareReport(profile: HardwareProfile): string {
   const { cpu, memory, gpu, thermal, os } = profile;
   const osLine = [os.distro, os.release].filter(Boolean).join(" ") || os.platform;
@@ -91,7 +97,10 @@ export function formatHardwareReport(profile: HardwareProfile): string {
     row("cpu", cpu.model ?? "unknown"),
     row("cores", `${cpu.physicalCores} physical, ${cpu.logicalCores} logical`),
     ...cpu.clusters.map((cluster, index) => row(index === 0 ? "clusters" : "", describeCluster(cluster))),
-    row("features", describeCpuFeatures(cpu.features).join(" ") || "none detected"),
+    row(
+      "features",
+      `${describeCpuFeatures(cpu.features).join(" ") || "none detected"}${featureSourceNote[cpu.featureSource]}`,
+    ),
     row(
       "memory",
       `${bytesOrUnknown(memory.totalBytes)} total, ${bytesOrUnknown(memory.availableBytes)} available; swap ${bytesOrUnknown(memory.swapTotalBytes)} (${bytesOrUnknown(memory.swapFreeBytes)} free)`,

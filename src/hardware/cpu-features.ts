@@ -80,17 +80,20 @@ export function featuresFromLlamaSystemInfo(systemInfo: string): CpuFeatures {
   return featuresFrom((name) => entries.get(name) === "1", llamaFlagsByFeature);
 }
 
-export function llamaRepacksWeights(systemInfo: string): boolean {
-  return parseLlamaSystemInfo(systemInfo).get("REPACK") === "1";
+/**
+ * The CPU features the loaded llama.cpp build reports using, or null when its system info names
+ * none (no binding loaded, or a string without a CPU section). These are what its kernels run on:
+ * the variant node-llama-cpp picked for this CPU, not what the kernel's flags promise.
+ */
+export function engineCpuFeatures(systemInfo: string): CpuFeatures | null {
+  const entries = parseLlamaSystemInfo(systemInfo);
+  const cpuNames = ["NEON", "SSE3", "AVX", "AVX2", "ARM_FMA", "FMA", "DOTPROD", "SVE", "RISCV_V", "VSX"];
+  if (!/\bCPU\s*:/.test(systemInfo) && !cpuNames.some((name) => entries.has(name))) return null;
+  return featuresFromLlamaSystemInfo(systemInfo);
 }
 
-/** A feature counts when either the kernel or llama.cpp reports it. */
-export function mergeCpuFeatures(first: CpuFeatures, second: CpuFeatures): CpuFeatures {
-  const merged = { ...noCpuFeatures };
-  for (const feature of Object.keys(merged) as (keyof CpuFeatures)[]) {
-    merged[feature] = first[feature] || second[feature];
-  }
-  return merged;
+export function llamaRepacksWeights(systemInfo: string): boolean {
+  return parseLlamaSystemInfo(systemInfo).get("REPACK") === "1";
 }
 
 export function intersectKernelFlags(flagLists: readonly (readonly string[])[]): string[] {

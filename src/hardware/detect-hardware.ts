@@ -7,12 +7,13 @@
 import { armCorePart } from "./arm-cpu-parts.js";
 import { clusterCores, type HybridCpuLists, type UnclusteredCore } from "./core-clusters.js";
 import {
+  engineCpuFeatures,
   featuresFromKernelFlags,
-  featuresFromLlamaSystemInfo,
   intersectKernelFlags,
   llamaRepacksWeights,
-  mergeCpuFeatures,
+  noCpuFeatures,
 } from "./cpu-features.js";
+import { foreignCpuFacts } from "./foreign-cpu-facts.js";
 import type {
   CoreCluster,
   CpuInfo,
@@ -129,10 +130,14 @@ function describeArmCores(clusters: readonly CoreCluster[]): string | null {
   return ordered.map((cluster) => `${cluster.logicalCpus.length}x ${cluster.coreName}`).join(" + ");
 }
 
-/** CPU topology and features from /proc/cpuinfo and /sys; llama.cpp's feature flags are merged in when given. */
+/**
+ * CPU topology from /proc/cpuinfo and /sys. The features are the loaded llama.cpp's own where it
+ * reports them (what its kernels really use), else the kernel's flags; flags of another
+ * architecture than this process's (an emulated process reading the host's /proc) never count.
+ */
 export async function detectCpu(
-  deps: Pick<DetectHardwareDeps, "files" | "system" | "llama">,
-): Promise<CpuInfo & { cpuinfoModel: string | null }> {
+  deps: Pick<DetectHardwareDeps, "files" | "system" | "llama" | "runtime">,
+): Promise<CpuInfo & { cpuinfoModel: string | null; foreignFacts: string[] }> {
   const { files } = deps;
   const system = deps.system ?? null;
   const cpuinfo = parseCpuinfo((await files.readText("/proc/cpuinfo")) ?? "");
@@ -166,11 +171,19 @@ export async function detectCpu(
   }
   const { cores, clusters } = clusterCores(unclustered, hybrid);
 
+  const foreignFacts = foreignCpuFacts(normalizeArch(deps.runtime), cpuinfo);
   const kernelFeatures = featuresFromKernelFlags(
     intersectKernelFlags(cpuinfo.processors.map((processor) => processor.flags)),
   );
-  const llamaSystemInfo = await probe(async () => deps.llama?.systemInfo ?? "");
-  const features = mergeCpuFeatures(kernelFeatures, featuresFromLlamaSystemInfo(llamaSystemInfo ?? ""));
+  const engineFeatures = engineCpuFeatures((await probe(async () => deps.llama?.systemInfo ?? "")) ?? "");
+  const featureSource: CpuInfo["featureSource"] =
+    engineFeatures !== null ? "llama.cpp" : foreignFacts.length > 0 ? "none" : "kernel";
+  const features =
+    featureSource === "llama.cpp" && engineFeatures !== null
+      ? engineFeatures
+      : featureSource === "kernel"
+        ? kernelFeatures
+        : { ...noCpuFeatures };
 
   const systemCpu = await probe(async () => system?.cpu());
   const systemModel = nonEmpty(`${systemCpu?.manufacturer ?? ""} ${systemCpu?.brand ?? ""}`);
@@ -180,13 +193,16 @@ export async function detectCpu(
   const x86Model = nonEmpty(cpuinfo.processors[0]?.modelName);
 
   return {
-    model: armModel ?? x86Model ?? systemModel,
+    // The host's CPU name is no name for an emulated one.
+    model: foreignFacts.length > 0 ? null : (armModel ?? x86Model ?? systemModel),
     logicalCores: cores.length,
     physicalCores: physicalCoreKeys.size,
     cores,
     clusters,
     features,
+    featureSource,
     cpuinfoModel: cpuinfo.model,
+    foreignFacts,
   };
 }
 
@@ -298,8 +314,14 @@ async function detectLlamaCpp(llama: LlamaHardwareView | null): Promise<LlamaCpp
 export async function detectHardware(deps: DetectHardwareDeps): Promise<HardwareProfile> {
   const system = deps.system ?? null;
   const llama = deps.llama ?? null;
-  const { cpuinfoModel, ...cpu } = await detectCpu({ files: deps.files, system, llama });
+  const { cpuinfoModel, foreignFacts, ...cpu } = await detectCpu({
+    files: deps.files,
+    system,
+    llama,
+    runtime: deps.runtime,
+  });
   return {
+    contradictions: foreignFacts,
     board: await detectBoard(deps.files, cpuinfoModel),
     os: await detectOs(deps.files, system, deps.runtime),
     arch: normalizeArch(deps.runtime),

@@ -63,6 +63,8 @@ export interface CpuInfo {
   cores: CpuCore[];
   clusters: CoreCluster[];
   features: CpuFeatures;
+  /** What `features` rests on: the loaded llama.cpp's own report, the kernel's flags, or nothing trustworthy. */
+  featureSource: "llama.cpp" | "kernel" | "none";
 }
 
 export interface MemoryInfo {
@@ -121,6 +123,8 @@ export interface HardwareProfile {
   gpu: GpuInfo;
   thermal: ThermalInfo;
   llamaCpp: LlamaCppInfo | null;
+  /** Host facts that contradict this process's architecture (emulation, a foreign /proc): ignored, and shown by `detect`. */
+  contradictions: string[];
 }
 
 export function physicalCoresOfCluster(cpu: CpuInfo, kind: CoreCluster["kind"]): number {

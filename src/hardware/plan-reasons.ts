@@ -196,7 +196,7 @@ export function explainMemory(memory: MemoryBudget, trial: Trial): string {
 }
 
 export function deviceWarnings(profile: HardwareProfile): string[] {
-  const warnings: string[] = [];
+  const warnings: string[] = [...profile.contradictions];
   const throttle = profile.thermal.throttling;
   if (throttle) {
     const now = [

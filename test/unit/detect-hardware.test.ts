@@ -6,6 +6,8 @@ import { parseLlamaSystemInfo } from "../../src/hardware/cpu-features.js";
 import { detectHardware } from "../../src/hardware/detect-hardware.js";
 import { parseCpuinfo, parseCpuList } from "../../src/hardware/parse-cpuinfo.js";
 import { parseThrottled } from "../../src/hardware/parse-throttled.js";
+import { defaultPlanRequest } from "../../src/hardware/plan-request.js";
+import { planRuntime } from "../../src/hardware/plan-runtime.js";
 import { createRootedFileReader } from "../../src/hardware/rooted-file-reader.js";
 import {
   fixtureBoards,
@@ -13,6 +15,7 @@ import {
   fixtureProfile,
   fixtureRoot,
   readFixtureFacts,
+  recordedLlama,
 } from "../fixtures/hardware/fixture-deps.js";
 
 describe("detectHardware over recorded boards", () => {
@@ -226,6 +229,61 @@ describe("detectHardware over recorded boards", () => {
       },
     });
     expect(profile.board).toBe("Raspberry Pi 5 Model B Rev 1.0");
+  });
+});
+
+describe("detectHardware follows the engine, not the host's guesses", () => {
+  /** An arm64 process under QEMU on an x86 machine: the x86 host's /proc, the ARM build's llama.cpp. */
+  async function emulatedArm64OnX86() {
+    const host = await fixtureDeps("x86-laptop-16gb");
+    const pi5 = await readFixtureFacts("pi5-8gb");
+    return {
+      ...host,
+      runtime: { arch: "arm64", machine: "aarch64", platform: "linux" },
+      llama: recordedLlama(pi5.llama),
+    };
+  }
+
+  it("plans an emulated arm64 process on llama.cpp's features and flags the x86 host's facts", async () => {
+    const profile = await detectHardware(await emulatedArm64OnX86());
+    expect(profile.cpu.featureSource).toBe("llama.cpp");
+    expect(profile.cpu.features).toMatchObject({
+      neon: true,
+      dotprod: true,
+      avx: false,
+      avx2: false,
+      f16c: false,
+    });
+    expect(profile.cpu.model).toBeNull();
+    expect(profile.contradictions).toHaveLength(1);
+    expect(profile.contradictions[0]).toMatch(
+      /describes an x86 CPU \(Intel.*\) with .*avx2.*this process is arm64/,
+    );
+    const plan = planRuntime(profile, defaultPlanRequest);
+    expect(plan.reasons.quantization).toMatch(/ARM dotprod kernels/);
+    expect(Object.values(plan.reasons).join(" ")).not.toMatch(/AVX/);
+    expect(plan.warnings).toContain(profile.contradictions[0]);
+  });
+
+  it("trusts no CPU flags of another architecture when llama.cpp is not loaded", async () => {
+    const profile = await detectHardware({ ...(await emulatedArm64OnX86()), llama: null });
+    expect(profile.cpu.featureSource).toBe("none");
+    expect(Object.values(profile.cpu.features).some(Boolean)).toBe(false);
+    expect(profile.contradictions).toHaveLength(1);
+  });
+
+  it("takes the features of the llama.cpp build that loaded, even where the kernel offers more", async () => {
+    // The kernel reports asimddp, but a build without DOTPROD (the armv8.0 variant) has no dotprod kernels.
+    const deps = await fixtureDeps("pi5-8gb");
+    const armv80 = "CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | LLAMAFILE = 1 | REPACK = 1 | ";
+    const profile = await detectHardware({ ...deps, llama: { ...deps.llama!, systemInfo: armv80 } });
+    expect(profile.cpu.features.dotprod).toBe(false);
+    expect(profile.contradictions).toEqual([]);
+    expect(planRuntime(profile, defaultPlanRequest).quantization).toBe("Q4_K_M");
+  });
+
+  it("agrees with itself where host and process match", async () => {
+    for (const board of fixtureBoards) expect((await fixtureProfile(board)).contradictions).toEqual([]);
   });
 });
 
