@@ -6,8 +6,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Registry } from "prom-client";
-import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
+import { closeServer, listenOn } from "../util/http-listener.js";
 import type { HealthPayload, ThrottlingPayload } from "./health-reporter.js";
 
 const PREFIX = "tinyllama_edge_";
@@ -170,17 +170,7 @@ export class PrometheusExporter {
         response.end();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (err) =>
-        reject(
-          new EdgeError(
-            "config_invalid",
-            `metrics endpoint cannot listen on ${host}:${port}: ${err.message}`,
-          ),
-        ),
-      );
-      server.listen(port, host, () => resolve());
-    });
+    await listenOn(server, host, port, "metrics endpoint");
     server.on("error", (err) => logger.warn({ err }, "metrics endpoint error"));
     this.server = server;
     logger.info({ url: `http://${host}:${port}/metrics` }, "Prometheus metrics endpoint listening");
@@ -190,10 +180,7 @@ export class PrometheusExporter {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
-    // Scrapers keep connections alive; they must not hold the shutdown.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
+    await closeServer(server);
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
