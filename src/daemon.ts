@@ -87,7 +87,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   };
 
   /** Offline, stream chunks are dropped (late tokens help nobody); finals are queued by mqtt.js. */
-  const publishReply = (topic: string, payload: string, options: PublishOptions): Promise<void> => {
+  const publishReply = (topic: string, payload: string, options: PublishOptions): Promise<unknown> => {
     if (!transport) return Promise.reject(new Error("no MQTT transport"));
     if (options.qos === 0 && !transport.connected) return Promise.resolve();
     return transport.publish(topic, payload, options);

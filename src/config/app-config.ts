@@ -13,6 +13,7 @@ export interface MqttConfig {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   streamQos: 0 | 1;
+  maxPacketBytes: number;
   replyTopicAllow: string[];
   sessionExpirySeconds: number;
   embeddedBroker: "auto" | "never";

@@ -36,6 +36,11 @@ export const configSchema = {
     },
     reconnectMaxMs: { doc: "Longest reconnect delay.", format: "positive-int", default: 30000 },
     streamQos: { doc: "QoS of token stream chunks.", format: [0, 1], default: 0 },
+    maxPacketBytes: {
+      doc: "Largest MQTT packet the daemon sends (0: the broker's Maximum Packet Size from MQTT 5 CONNACK, else no limit). Set it to the broker's max_packet_size for MQTT 3.1.1 brokers: a larger reply would cost the connection. Stream chunks that do not fit are dropped, a final is replaced by a short payload_too_large error.",
+      format: "non-negative-int",
+      default: 0,
+    },
     replyTopicAllow: {
       doc: "Topic filters a request's reply_to / Response Topic must match. $-topics, wildcards, Home Assistant discovery and the daemons' own status/info/health/request/cancel topics are refused whatever this says.",
       format: "topic-filter-list",

@@ -159,7 +159,7 @@ export interface HealthReporterDeps {
   logger: Logger;
   topics: Pick<Topics, "health">;
   intervalMs: number;
-  publish: (topic: string, payload: string, options: PublishOptions) => Promise<void>;
+  publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
   metrics: { collect(): Promise<SystemSample> };
   snapshot: () => ServingSnapshot;
   /** The thermal guard's status, or null where none runs. */

@@ -296,7 +296,7 @@ export interface HomeAssistantDiscoveryDeps {
   /** `homeassistant.enabled`; when false, start() removes what an earlier run published. */
   enabled: boolean;
   configs: readonly DiscoveryConfig[];
-  publish: (topic: string, payload: string, options: PublishOptions) => Promise<void>;
+  publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
 }
 
 export class HomeAssistantDiscovery {

@@ -24,7 +24,7 @@ export interface ReportingDeps {
   setThreads: (threads: number) => void;
   snapshot: () => ServingSnapshot;
   /** Publishes now; health skips its period while the broker is away (nothing queues up). */
-  publish: (topic: string, payload: string, options: PublishOptions) => Promise<void>;
+  publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
   connected: () => boolean;
 }
 

@@ -3,6 +3,7 @@ import type { MqttConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import { credentialOptions } from "./client-options.js";
+import { publishPacketBytes } from "./packet-size.js";
 
 export interface IncomingMessage {
   topic: string;
@@ -11,6 +12,10 @@ export interface IncomingMessage {
   responseTopic: string | undefined;
   correlationData: Buffer | undefined;
   messageExpirySeconds: number | undefined;
+  /** MQTT 5 user properties of the message (a broker may stamp the sender's identity into one). */
+  userProperties: Record<string, string | string[]> | undefined;
+  /** Delivered from the broker's retained store, not published live. */
+  retained: boolean;
   receivedAt: number;
 }
 
@@ -35,7 +40,17 @@ export interface TransportDeps {
   /** Called on every (re)connection, e.g. to announce the current status again. */
   onConnect: () => Promise<void>;
   onMessage: (message: IncomingMessage) => void;
+  /** MQTT 5 Maximum Packet Size announced on connect: the broker drops larger messages for us. */
+  maxIncomingPacketBytes?: number;
+  /** A failure the daemon cannot recover from by reconnecting (two daemons with one client id). */
+  onFatal?: (error: EdgeError) => void;
 }
+
+/** MQTT 5 DISCONNECT reason 0x8E: another connection with the same client id took this session. */
+const SESSION_TAKEN_OVER = 0x8e;
+/** Takeovers within this window that mean a second daemon, not one stale connection. */
+const TAKEOVER_WINDOW_MS = 60_000;
+const TAKEOVERS_FATAL = 3;
 
 /** mqtt.js with a last will, exponential reconnect backoff and subscriptions that survive reconnects. */
 export class MqttTransport {
@@ -48,6 +63,9 @@ export class MqttTransport {
   /** mqtt.js emits some socket and TLS errors twice (from the socket and from its stream): logged once. */
   private lastError: Error | undefined;
   private stopping = false;
+  /** The broker's Maximum Packet Size (CONNACK) or mqtt.maxPacketBytes, whichever is smaller. */
+  private maxPacketBytes = Infinity;
+  private readonly takeovers: number[] = [];
 
   constructor(deps: TransportDeps) {
     this.deps = deps;
@@ -74,8 +92,11 @@ export class MqttTransport {
       reconnectOnConnackError: true,
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
     };
-    if (config.protocolVersion === 5 && persistent) {
-      options.properties = { sessionExpiryInterval: config.sessionExpirySeconds };
+    if (config.protocolVersion === 5) {
+      options.properties = {
+        ...(persistent ? { sessionExpiryInterval: config.sessionExpirySeconds } : {}),
+        ...(this.deps.maxIncomingPacketBytes ? { maximumPacketSize: this.deps.maxIncomingPacketBytes } : {}),
+      };
     }
     Object.assign(options, credentialOptions(config));
     return options;
@@ -104,6 +125,7 @@ export class MqttTransport {
         msg,
       );
     });
+    client.on("disconnect", (packet) => this.brokerDisconnected(packet.reasonCode ?? 0));
     client.on("offline", () => logger.warn({ url: redactUrl(url) }, "MQTT connection lost or refused"));
     client.on("close", () => this.backOff());
     client.on("connect", (connack) => {
@@ -113,7 +135,17 @@ export class MqttTransport {
       // Token chunks are small packets: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
       (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
       client.options.reconnectPeriod = this.reconnectDelayMs;
-      logger.info({ url: redactUrl(url), sessionPresent: connack.sessionPresent }, "MQTT connected");
+      const brokerLimit = connack.properties?.maximumPacketSize;
+      const configured = this.deps.config.maxPacketBytes;
+      this.maxPacketBytes = Math.min(brokerLimit ?? Infinity, configured > 0 ? configured : Infinity);
+      logger.info(
+        {
+          url: redactUrl(url),
+          sessionPresent: connack.sessionPresent,
+          ...(Number.isFinite(this.maxPacketBytes) ? { maxPacketBytes: this.maxPacketBytes } : {}),
+        },
+        "MQTT connected",
+      );
       this.deps.onConnect().catch((err: unknown) => logger.error({ err }, "announcing on connect failed"));
     });
 
@@ -168,6 +200,25 @@ export class MqttTransport {
     this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.deps.config.reconnectMaxMs);
   }
 
+  /** The broker closed the connection with a reason (MQTT 5): say which, and stop a takeover loop. */
+  private brokerDisconnected(reasonCode: number): void {
+    const { logger, clientId } = this.deps;
+    if (reasonCode !== SESSION_TAKEN_OVER) {
+      logger.warn({ reasonCode }, `MQTT broker closed the connection: ${describeDisconnect(reasonCode)}`);
+      return;
+    }
+    const now = Date.now();
+    this.takeovers.push(now);
+    while (this.takeovers.length > 0 && now - this.takeovers[0]! > TAKEOVER_WINDOW_MS) this.takeovers.shift();
+    const message = `another MQTT client with the client id "${clientId}" took over this connection: two daemons with the same node.id (or mqtt.clientId) knock each other off; give each node its own node.id`;
+    logger.error({ reasonCode, takeovers: this.takeovers.length }, message);
+    if (this.takeovers.length >= TAKEOVERS_FATAL && this.deps.onFatal) {
+      this.stopping = true;
+      this.client?.end(true);
+      this.deps.onFatal(new EdgeError("config_invalid", message));
+    }
+  }
+
   private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
     const properties = packet.properties;
     const correlation = properties?.correlationData;
@@ -177,6 +228,8 @@ export class MqttTransport {
       responseTopic: properties?.responseTopic,
       correlationData: correlation === undefined ? undefined : Buffer.from(correlation),
       messageExpirySeconds: properties?.messageExpiryInterval,
+      userProperties: properties?.userProperties,
+      retained: packet.retain,
       receivedAt: performance.now(),
     });
   }
@@ -184,8 +237,10 @@ export class MqttTransport {
   async subscribe(subscriptions: Subscription[]): Promise<void> {
     const client = this.requireClient();
     this.subscriptions = [...this.subscriptions, ...subscriptions];
+    // Retain handling 2: the broker sends no stored retained message on subscribe. A retained
+    // request would otherwise run again on every restart; the daemon wants none on any topic.
     const granted = await client.subscribeAsync(
-      Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])),
+      Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos, rh: 2 }])),
     );
     for (const grant of granted) {
       if (grant.qos === 128)
@@ -198,18 +253,46 @@ export class MqttTransport {
     return this.subscriptions.map((s) => s.topic);
   }
 
-  /** Resolves when the broker has it (QoS 1) or it was written (QoS 0); queued by mqtt.js while offline. */
-  async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
+  /** The largest packet the broker takes (Infinity when neither it nor mqtt.maxPacketBytes says). */
+  get packetLimit(): number {
+    return this.maxPacketBytes;
+  }
+
+  /**
+   * Resolves true when the broker has it (QoS 1) or it was written (QoS 0); queued by mqtt.js while
+   * offline. Resolves false, sending nothing, when the packet exceeds the broker's Maximum Packet
+   * Size: the broker would drop the connection for it. Callers decide what to send instead; the
+   * daemon's own retained state (info, discovery) is logged here.
+   */
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<boolean> {
     const client = this.requireClient();
+    const { protocolVersion } = this.deps.config;
     const properties =
-      options.correlationData && this.deps.config.protocolVersion === 5
+      options.correlationData && protocolVersion === 5
         ? { correlationData: options.correlationData }
         : undefined;
+    const bytes = publishPacketBytes({
+      topic,
+      payloadBytes: typeof payload === "string" ? Buffer.byteLength(payload) : payload.length,
+      qos: options.qos,
+      protocolVersion,
+      ...(properties ? { correlationBytes: properties.correlationData.length } : {}),
+    });
+    if (bytes > this.maxPacketBytes) {
+      if (options.retain) {
+        this.deps.logger.warn(
+          { topic, packetBytes: bytes, maxPacketBytes: this.maxPacketBytes },
+          "message not published: larger than the broker's maximum packet size (raise the broker's max_packet_size)",
+        );
+      }
+      return false;
+    }
     await client.publishAsync(topic, payload, {
       qos: options.qos,
       retain: options.retain ?? false,
       ...(properties ? { properties } : {}),
     });
+    return true;
   }
 
   private requireClient(): MqttClient {
@@ -284,6 +367,21 @@ function describeMqttError(err: Error): { msg: string; hint: string | undefined 
     };
   }
   return { msg: `MQTT error: ${err.message}`, hint: undefined };
+}
+
+const DISCONNECT_REASONS: Record<number, string> = {
+  135: "not authorized",
+  137: "server busy",
+  139: "server shutting down",
+  141: "keep alive timeout",
+  147: "receive maximum exceeded",
+  149: "packet too large (check mqtt.maxPacketBytes and the broker's max_packet_size)",
+  151: "quota exceeded",
+  152: "administrative action",
+};
+
+function describeDisconnect(reasonCode: number): string {
+  return DISCONNECT_REASONS[reasonCode] ?? `reason code ${reasonCode}`;
 }
 
 /** Broker URLs can hold credentials: never log them. */

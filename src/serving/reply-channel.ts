@@ -1,9 +1,10 @@
-import type { EdgeError } from "../errors.js";
+import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import { type ErrorReply, errorReply, type FinalResult } from "../mqtt/messages.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 
-export type Publish = (topic: string, payload: string, options: PublishOptions) => Promise<void>;
+/** Resolves false when the message was not sent because it exceeds the broker's maximum packet size. */
+export type Publish = (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
 
 export interface ReplyChannelOptions {
   id: string | null;
@@ -23,6 +24,7 @@ export class ReplyChannel {
   private readonly options: ReplyChannelOptions;
   private seq = 0;
   private settled = false;
+  private chunksDropped = 0;
 
   constructor(options: ReplyChannelOptions) {
     this.options = options;
@@ -36,7 +38,13 @@ export class ReplyChannel {
   chunk(text: string): void {
     const { streamTopic, id } = this.options;
     if (this.settled || streamTopic === null || id === null || text.length === 0) return;
-    this.send(streamTopic, JSON.stringify({ id, seq: this.seq++, text }), this.options.streamQos);
+    this.send(streamTopic, JSON.stringify({ id, seq: this.seq++, text }), this.options.streamQos, () => {
+      if (this.chunksDropped++ === 0)
+        this.options.logger.warn(
+          { reqId: id, topic: streamTopic },
+          "stream chunks dropped: larger than the broker's maximum packet size",
+        );
+    });
   }
 
   final(result: FinalResult): void {
@@ -53,15 +61,42 @@ export class ReplyChannel {
       return;
     }
     this.settled = true;
-    this.send(this.options.topic, JSON.stringify(payload), 1);
+    const text = JSON.stringify(payload);
+    this.send(this.options.topic, text, 1, () => this.replaceTooLarge(Buffer.byteLength(text)));
     this.options.onSettled(ok);
   }
 
-  private send(topic: string, payload: string, qos: 0 | 1): void {
-    this.options
-      .publish(topic, payload, { qos, correlationData: this.options.correlationData })
-      .catch((err: unknown) =>
+  /** The final did not fit the broker's packet limit: a short error goes instead, so the requester knows. */
+  private replaceTooLarge(bytes: number): void {
+    const { id, node, topic, logger } = this.options;
+    logger.warn({ reqId: id, topic, bytes }, "final answer larger than the broker's maximum packet size");
+    const error = new EdgeError(
+      "payload_too_large",
+      `the answer (${bytes} bytes) exceeds the broker's maximum packet size`,
+    );
+    const short = JSON.stringify(errorReply(id, error, node));
+    this.send(topic, short, 1, () =>
+      // Even the error did not fit with the correlation data on it: send it without.
+      this.sendWith(topic, short, { qos: 1 }, () =>
+        logger.error(
+          { reqId: id, topic },
+          "no answer could be published: the broker's maximum packet size is too small",
+        ),
+      ),
+    );
+  }
+
+  private send(topic: string, payload: string, qos: 0 | 1, onTooLarge: () => void): void {
+    this.sendWith(topic, payload, { qos, correlationData: this.options.correlationData }, onTooLarge);
+  }
+
+  private sendWith(topic: string, payload: string, options: PublishOptions, onTooLarge: () => void): void {
+    this.options.publish(topic, payload, options).then(
+      (sent) => {
+        if (sent === false) onTooLarge();
+      },
+      (err: unknown) =>
         this.options.logger.error({ reqId: this.options.id, err, topic }, "publishing a reply failed"),
-      );
+    );
   }
 }

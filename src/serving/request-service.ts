@@ -47,6 +47,12 @@ export interface RequestServiceDeps {
   modelName: () => string;
 }
 
+/**
+ * Correlation data rides on every message of a reply: a cap keeps a request from multiplying its
+ * size onto every stream chunk (MQTT allows 64 KB; clients use ids of a few dozen bytes).
+ */
+export const MAX_CORRELATION_BYTES = 256;
+
 /** Where one request's answer goes, whatever the transport: chunks, then exactly one final or error. */
 export interface AnswerSink {
   chunk(text: string): void;
@@ -141,11 +147,13 @@ export class RequestService {
     const replyTo = parsed.ok ? parsed.request.replyTo : parsed.replyTo;
     const address = this.resolveReplyTopic(id, origin, message.responseTopic, replyTo);
     const reqLogger = logger.child({ reqId: id ?? undefined, origin });
+    const correlationBytes = message.correlationData?.length ?? 0;
+    const correlationTooLong = correlationBytes > MAX_CORRELATION_BYTES;
     const reply = new ReplyChannel({
       id,
       topic: address.topic,
       streamTopic: parsed.ok && parsed.request.stream ? topics.stream(address.topic) : null,
-      correlationData: message.correlationData,
+      correlationData: correlationTooLong ? undefined : message.correlationData,
       streamQos: this.deps.streamQos,
       node: topics.nodeId,
       publish: this.deps.publish,
@@ -160,6 +168,12 @@ export class RequestService {
     if (address.problem) {
       reqLogger.warn({ reason: address.problem }, "invalid reply topic");
       reply.error(new EdgeError("invalid_request", address.problem));
+      return;
+    }
+    if (correlationTooLong) {
+      const reason = `correlation data is ${correlationBytes} bytes; the limit is ${MAX_CORRELATION_BYTES}`;
+      reqLogger.warn({ reason }, "invalid request");
+      reply.error(new EdgeError("invalid_request", reason));
       return;
     }
     const expiryMs =

@@ -22,6 +22,8 @@ export interface TestBrokerOptions {
   extraConfig?: string[];
   /** Keep sessions and queued messages in a file across restarts. */
   persistence?: boolean;
+  /** Mosquitto's max_packet_size: larger packets cost the sender its connection (MQTT 5 CONNACK announces it). */
+  maxPacketSize?: number;
 }
 
 /** The installed mosquitto binary, or null (tests that need it are skipped then). */
@@ -62,6 +64,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
       "log_dest none",
       "set_tcp_nodelay true",
       "max_queued_messages 100000",
+      ...(options.maxPacketSize === undefined ? [] : [`max_packet_size ${options.maxPacketSize}`]),
       ...(options.extraConfig ?? []),
       "",
     ].join("\n"),
