@@ -1,14 +1,10 @@
-import type {
-  BatchItem,
-  CustomBatchingPrioritizationStrategy,
-  LlamaContext,
-  PrioritizedBatchItem,
-} from "node-llama-cpp";
+import type { BatchItem, CustomBatchingPrioritizationStrategy, PrioritizedBatchItem } from "node-llama-cpp";
 
 export interface FullBatchOptions {
   /** Sequences generating right now: a decode waits (briefly) until each has queued its token. */
   activeSequences: () => number;
-  /** The sequence id of each queued item, in the order given; null when unknown (no reordering then). */
+  /** The sequence id of each queued item, in the order given; null when unknown (no reordering then):
+   * LlamaInternals.sequenceIdsOf. */
   sequenceIdsOf?: (items: readonly BatchItem[]) => readonly number[] | null;
   /** Microtask turns a decode may wait for a straggler before it goes on with what it has. */
   maxHolds?: number;
@@ -72,29 +68,4 @@ function inSequenceOrder(
 ): PrioritizedBatchItem[] {
   const idOf = new Map(items.map((item, index) => [item, ids[index] ?? 0]));
   return batch.sort((a, b) => (idOf.get(a.item) ?? 0) - (idOf.get(b.item) ?? 0));
-}
-
-/** What node-llama-cpp 3.21.1 keeps per queued decode (internal), in the order it hands items over. */
-interface QueuedDecode {
-  sequenceId: number;
-  tokens: readonly unknown[];
-}
-
-/**
- * Reads the sequence id behind each batch item from the context's decode queue, which node-llama-cpp
- * turns into the strategy's items one by one, sharing the token arrays. Null when the queue does not
- * line up with the items (another node-llama-cpp version): batches are then left in queue order.
- */
-export function queuedSequenceIds(context: () => LlamaContext | undefined) {
-  return (items: readonly BatchItem[]): number[] | null => {
-    const queue = (context() as unknown as { _queuedDecodes?: QueuedDecode[] } | undefined)?._queuedDecodes;
-    if (!Array.isArray(queue) || queue.length !== items.length) return null;
-    const ids: number[] = [];
-    for (const [index, item] of items.entries()) {
-      const queued = queue[index];
-      if (queued?.tokens !== item.tokens || typeof queued.sequenceId !== "number") return null;
-      ids.push(queued.sequenceId);
-    }
-    return ids;
-  };
 }

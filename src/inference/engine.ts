@@ -13,9 +13,10 @@ import {
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
 import type { GenerationRequest } from "../mqtt/messages.js";
-import { createFullBatchStrategy, queuedSequenceIds } from "./batching.js";
+import { createFullBatchStrategy } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
-import { guardSampling, samplingTemperature } from "./sampling-guard.js";
+import { isSamplingFailure, LlamaInternals, VERIFIED_NODE_LLAMA_CPP } from "./llama-internals.js";
+import { samplingTemperature } from "./sampling-temperature.js";
 import { StartGate } from "./start-gate.js";
 
 export interface EngineSettings {
@@ -28,6 +29,11 @@ export interface EngineSettings {
   useMmap: boolean;
   /** "full": decode batches wait for every active sequence; "eager": node-llama-cpp's default. */
   batching: "full" | "eager";
+  /**
+   * The node-llama-cpp release whose private internals the engine may use (llama-internals.ts);
+   * "off" never uses them. Default: the release they were checked against.
+   */
+  llamaInternals?: string;
 }
 
 export interface GenerationOutcome {
@@ -68,6 +74,7 @@ export class InferenceEngine {
   private readonly freeSequences: LlamaContextSequence[] = [];
   private readonly sequenceIds = new Map<LlamaContextSequence, number>();
   private startGate: StartGate | undefined;
+  private internals: LlamaInternals | undefined;
   private readonly grammarCache = new Map<string, LlamaGrammar>();
   /** Sequences generating right now: the full-batch strategy waits for all of them. */
   private activeGenerations = 0;
@@ -115,23 +122,31 @@ export class InferenceEngine {
           ? {
               itemPrioritizationStrategy: createFullBatchStrategy({
                 activeSequences: () => this.activeGenerations,
-                sequenceIdsOf: queuedSequenceIds(() => this.context),
+                sequenceIdsOf: (items) => this.internals?.sequenceIdsOf(items) ?? null,
               }),
             }
           : undefined,
     });
-    guardSampling(this.context, (error) => {
+    this.internals = LlamaInternals.inspect(this.context, {
+      expectedVersion: settings.llamaInternals ?? VERIFIED_NODE_LLAMA_CPP,
+      onFallback: (reason) =>
+        this.logger.warn(
+          { reason },
+          "node-llama-cpp internals not used: batches in queue order, no start gate, no sampling guard",
+        ),
+    });
+    this.internals.guardSampling((error) => {
       this.lastSamplingFailure = error.message;
       this.logger.warn(
         { reason: error.message },
         "token sampling failed; the request it was for ends with an error",
       );
     });
-    this.startGate = new StartGate(this.context);
-    // A fresh context hands out sequence ids 0, 1, 2… in order (llama.cpp's seq_id, not public in JS).
+    this.startGate = new StartGate(this.internals);
+    // llama.cpp's sequence id of each (0, 1, 2… in order on a fresh context): it decides micro-batches.
     for (let i = 0; i < settings.sequences; i++) {
       const sequence = this.context.getSequence();
-      this.sequenceIds.set(sequence, i);
+      this.sequenceIds.set(sequence, this.internals.sequenceIdOf(sequence, i));
       this.freeSequences.push(sequence);
     }
     const { wrapper, source } = createChatWrapper(this.model);
@@ -232,7 +247,7 @@ export class InferenceEngine {
   /** node-llama-cpp's "Failed to sample next token" with llama.cpp's reason, which only the guard heard. */
   private explained(err: unknown): unknown {
     const failure = this.lastSamplingFailure;
-    if (!(err instanceof Error) || !/Failed to sample/.test(err.message) || failure === undefined) return err;
+    if (!isSamplingFailure(err) || failure === undefined) return err;
     this.lastSamplingFailure = undefined;
     return new EdgeError("internal", `token sampling failed: ${failure}`, { cause: err });
   }
@@ -369,6 +384,7 @@ export class InferenceEngine {
     this.freeSequences.length = 0;
     this.sequenceIds.clear();
     this.startGate = undefined;
+    this.internals = undefined;
     this.grammarCache.clear();
     await this.context?.dispose();
     await this.model?.dispose();

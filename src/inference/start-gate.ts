@@ -1,8 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import type { LlamaContext } from "node-llama-cpp";
-
-/** The context's decode entry point as node-llama-cpp 3.21.1 has it (internal). */
-type DecodeTokens = (request: { sequenceId: number }, ...rest: unknown[]) => Promise<unknown>;
+import type { LlamaInternals } from "./llama-internals.js";
 
 /** How long a running sequence waits at most for a starting one (a safety net; it takes ~1 ms). */
 const MAX_WAIT_MS = 250;
@@ -18,26 +15,19 @@ const MAX_WAIT_MS = 250;
  * others to finish (measured: one of four parallel requests started 2.7 s late; the four ran as
  * 2 + 2 or 3 + 1). While a sequence is starting, the running ones hold their next token back until it has
  * queued its first decode: the loop finds its queue empty, ends, and the lock goes to the one waiting.
+ * Without node-llama-cpp's decode entry point (see llama-internals.ts) the gate does nothing.
  */
 export class StartGate {
   private readonly startingIds = new Set<number>();
   private open: Promise<void> = Promise.resolve();
   private openNow: () => void = () => undefined;
 
-  constructor(context: LlamaContext) {
-    const internal = context as unknown as { _decodeTokens?: DecodeTokens };
-    const decodeTokens = internal._decodeTokens;
-    if (typeof decodeTokens !== "function") {
-      throw new Error("node-llama-cpp's context has no _decodeTokens: the start gate needs updating");
-    }
-    const original = decodeTokens.bind(context);
-    const gated: DecodeTokens = async (request, ...rest) => {
-      if (this.startingIds.has(request.sequenceId)) this.ended(request.sequenceId);
+  constructor(internals: LlamaInternals) {
+    internals.gateDecodes(async (sequenceId) => {
+      if (this.startingIds.has(sequenceId)) this.ended(sequenceId);
       else if (this.startingIds.size > 0)
         await Promise.race([this.open, delay(MAX_WAIT_MS, undefined, { ref: false })]);
-      return original(request, ...rest);
-    };
-    Object.defineProperty(context, "_decodeTokens", { value: gated, configurable: true, writable: true });
+    });
   }
 
   /** A generation begins on this sequence: the others make way until its first decode is queued. */

@@ -1,13 +1,18 @@
 import type { Llama } from "node-llama-cpp";
 import { pino } from "pino";
 import { type EngineSettings, InferenceEngine } from "../../src/inference/engine.js";
+import type { Logger } from "../../src/logging/logger.js";
 import type { GenerationRequest } from "../../src/mqtt/messages.js";
 import { TINY_MODEL_PATH } from "./models.js";
 
 /** The inference engine on the tiny generated model, one thread, started; `settings` override. */
-export async function startTinyEngine(llama: Llama, settings: Partial<EngineSettings> = {}) {
+export async function startTinyEngine(
+  llama: Llama,
+  settings: Partial<EngineSettings> = {},
+  logger: Logger = pino({ level: "silent" }),
+) {
   const engine = new InferenceEngine({
-    logger: pino({ level: "silent" }),
+    logger,
     llama,
     nativeErrors: () => [],
     settings: {

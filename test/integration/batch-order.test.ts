@@ -1,4 +1,5 @@
 import {
+  type BatchItem,
   getLlama,
   type Llama,
   LlamaCompletion,
@@ -7,7 +8,8 @@ import {
   type LlamaModel,
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createFullBatchStrategy, queuedSequenceIds } from "../../src/inference/batching.js";
+import { createFullBatchStrategy } from "../../src/inference/batching.js";
+import { LlamaInternals, VERIFIED_NODE_LLAMA_CPP } from "../../src/inference/llama-internals.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 
 describe("batch order on node-llama-cpp's real decode queue", () => {
@@ -21,7 +23,8 @@ describe("batch order on node-llama-cpp's real decode queue", () => {
   beforeAll(async () => {
     llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
     model = await llama.loadModel({ modelPath: TINY_MODEL_PATH });
-    const idsOf = queuedSequenceIds(() => context);
+    let internals: LlamaInternals | undefined;
+    const idsOf = (items: readonly BatchItem[]) => internals?.sequenceIdsOf(items) ?? null;
     const strategy = createFullBatchStrategy({
       activeSequences: () => running,
       sequenceIdsOf: (items) => {
@@ -41,6 +44,12 @@ describe("batch order on node-llama-cpp's real decode queue", () => {
           if (batch.length > 0 && ids) decoded.push(batch.map((p) => ids[input.items.indexOf(p.item)]!));
           return batch;
         },
+      },
+    });
+    internals = LlamaInternals.inspect(context, {
+      expectedVersion: VERIFIED_NODE_LLAMA_CPP,
+      onFallback: (reason) => {
+        throw new Error(reason);
       },
     });
   });

@@ -1,6 +1,6 @@
-import type { BatchItem, LlamaContext } from "node-llama-cpp";
+import type { BatchItem } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
-import { createFullBatchStrategy, queuedSequenceIds } from "../../src/inference/batching.js";
+import { createFullBatchStrategy } from "../../src/inference/batching.js";
 
 const item = (tokens: number): BatchItem => ({
   tokens: Array.from({ length: tokens }, (_, i) => i as never),
@@ -51,30 +51,5 @@ describe("full-batch strategy", () => {
     const strategy = createFullBatchStrategy({ activeSequences: () => 4, sequenceIdsOf: () => ids });
     const batch = strategy({ items, size: 512 });
     expect(batch.map((p) => ids[items.indexOf(p.item)])).toEqual([0, 1, 2, 3]);
-  });
-});
-
-describe("sequence ids of queued decodes", () => {
-  const contextWith = (queue: unknown) => () => ({ _queuedDecodes: queue }) as unknown as LlamaContext;
-
-  it("reads them from the decode queue the items were made from", () => {
-    const items = [item(1), item(2)];
-    const queue = [
-      { sequenceId: 3, tokens: items[0]!.tokens },
-      { sequenceId: 1, tokens: items[1]!.tokens },
-    ];
-    expect(queuedSequenceIds(contextWith(queue))(items)).toEqual([3, 1]);
-  });
-
-  it("gives up when the queue does not line up with the items", () => {
-    const items = [item(1), item(1)];
-    expect(queuedSequenceIds(contextWith([{ sequenceId: 0, tokens: items[0]!.tokens }]))(items)).toBeNull();
-    const shuffled = [
-      { sequenceId: 0, tokens: items[1]!.tokens },
-      { sequenceId: 1, tokens: items[0]!.tokens },
-    ];
-    expect(queuedSequenceIds(contextWith(shuffled))(items)).toBeNull();
-    expect(queuedSequenceIds(contextWith(undefined))(items)).toBeNull();
-    expect(queuedSequenceIds(() => undefined)(items)).toBeNull();
   });
 });

@@ -1,0 +1,58 @@
+import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InferenceEngine } from "../../src/inference/engine.js";
+import type { GenerationRequest } from "../../src/mqtt/messages.js";
+import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+
+const SWITCH_SCHEMA = {
+  type: "object",
+  properties: { action: { type: "string", enum: ["on", "off"] } },
+  required: ["action"],
+};
+/** The fuzz payload's sampling; its temperature, a float32 subnormal, makes llama.cpp's logits ±infinity. */
+const FUZZED_SAMPLING = {
+  temperature: 1.9727931609900015e-41,
+  topP: 0.9999999999999984,
+  topK: 997,
+  minP: 3.990457230644063e-191,
+};
+const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
+
+function request(seed: number): GenerationRequest {
+  return generationRequest({
+    id: `seed-${seed}`,
+    input: { kind: "chat", messages: [{ role: "user", content: "hello" }] },
+    system: "[",
+    maxTokens: 4,
+    ...FUZZED_SAMPLING,
+    seed,
+    jsonSchema: SWITCH_SCHEMA,
+  });
+}
+
+// What happens when llama.cpp's sampler fails anyway: test/integration/llama-internals.test.ts.
+describe("a vanishing temperature with a JSON-schema grammar, through the engine", () => {
+  let llama: Llama;
+  let engine: InferenceEngine;
+
+  beforeAll(async () => {
+    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    engine = await startTinyEngine(llama);
+  });
+  afterAll(async () => {
+    await engine?.stop();
+    await llama?.dispose();
+  });
+
+  it("runs as greedy sampling, so the grammar gets a token it accepts", async () => {
+    const outcomes = [];
+    for (const seed of SEEDS) {
+      const outcome = await engine.generate(request(seed), {
+        signal: new AbortController().signal,
+        onText: () => undefined,
+      });
+      outcomes.push(outcome.stopReason);
+    }
+    expect(outcomes.every((reason) => reason === "stop" || reason === "length")).toBe(true);
+  });
+});
