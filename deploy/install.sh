@@ -24,6 +24,8 @@ Options:
   --source DIR    project checkout to install from (default: $(dirname "$SCRIPT_DIR"))
   --no-start      do not enable or start the service
   --no-pull       do not download the model now
+  --board DIR     with --dry-run: name the model file for the board recorded in DIR
+                  (test/fixtures/hardware/*) instead of this machine
   -h, --help      this help
 EOF
 }
@@ -31,6 +33,7 @@ EOF
 SOURCE="$(dirname "$SCRIPT_DIR")"
 START=1
 PULL=1
+BOARD=""
 
 while (($#)); do
   common_option "$@"
@@ -47,6 +50,12 @@ while (($#)); do
   --source=*) SOURCE="${1#*=}" ;;
   --no-start) START=0 ;;
   --no-pull) PULL=0 ;;
+  --board)
+    (($# >= 2)) || die "--board needs a directory"
+    BOARD="$2"
+    shift
+    ;;
+  --board=*) BOARD="${1#*=}" ;;
   *) die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -254,8 +263,27 @@ run_cli() {
 step "Detecting the hardware"
 run_cli detect
 
+# Under --dry-run: the model file `start` will load, named by the same plan (downloads nothing).
+preview_model_file() {
+  local config="$CONFIG_FILE" file
+  [[ -r "$config" ]] || config="$SOURCE/config/production.json"
+  if [[ ! -f "$SOURCE/dist/main.js" || ! -d "$SOURCE/node_modules" ]]; then
+    info "the model file is named once $SOURCE is built"
+    return 0
+  fi
+  if file="$("$NODE_BIN" "$SOURCE/dist/main.js" pull --dry-run --config "$config" --model.dir "$MODELS_DIR" \
+    --log.level warn ${BOARD:+--board "$BOARD"})"; then
+    info "model file: $file"
+  else
+    warn "no model file could be planned (see above)"
+  fi
+}
+
 step "Downloading the model"
 if ((PULL)); then
+  if ((DRY_RUN)); then
+    preview_model_file
+  fi
   # Attached to the terminal: the download shows its progress.
   run_cli pull
 else

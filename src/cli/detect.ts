@@ -1,15 +1,18 @@
 import type { LlamaGpuType } from "node-llama-cpp";
 import { type EdgeError, isEdgeError } from "../errors.js";
-import { detectCpu, detectHardware } from "../hardware/detect-hardware.js";
+import { type DetectHardwareDeps, detectCpu, detectHardware } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
 import { defaultPlanRequest, type PlanRequest } from "../hardware/plan-request.js";
 import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
+import { recordedBoardDeps } from "../hardware/recorded-board.js";
 import { openLlama } from "../inference/open-llama.js";
 import { hostDetectionDeps } from "../runtime/host-detection.js";
 import { planRequestFromConfig } from "../runtime/plan-request-from-config.js";
 import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { formatHardwareReport, formatPlanReport } from "./detect-report.js";
+import { exitCodeOf } from "./exit-codes.js";
+import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
 
 export interface TextSink {
   write(text: string): unknown;
@@ -24,8 +27,8 @@ export interface RunDetectOptions {
   err?: TextSink;
   /** GPU backend to try; "auto" lets node-llama-cpp pick. */
   gpu?: "auto" | LlamaGpuType;
-  /** Where /proc and /sys are read from. */
-  rootDir?: string;
+  /** A recorded board to plan for instead of this machine. */
+  board?: DetectHardwareDeps;
 }
 
 export interface DetectResult {
@@ -34,29 +37,25 @@ export interface DetectResult {
   error: { code: EdgeError["code"]; message: string } | null;
 }
 
-function exitCodeFor(error: EdgeError | null): number {
-  if (error === null) return 0;
-  if (error.code === "config_invalid") return 2;
-  if (error.code === "model_does_not_fit") return 3;
-  return 1;
-}
-
 /** Detects the hardware, plans the runtime for it and prints both. Resolves with the exit code. */
 export async function runDetect(options: RunDetectOptions): Promise<number> {
   const err = options.err ?? process.stderr;
-  const deps = hostDetectionDeps(options.rootDir);
-  // llama.cpp's thread pool is sized before anything else runs: physical cores, never hyperthreads.
-  const { physicalCores } = await detectCpu(deps);
-  const llama = await openLlama({
-    gpu: options.gpu ?? "auto",
-    maxThreads: physicalCores,
-    onLog: (level, message) => err.write(`llama.cpp ${level}: ${message}\n`),
-  });
   let hardware: HardwareProfile;
-  try {
-    hardware = await detectHardware({ ...deps, llama });
-  } finally {
-    await llama?.dispose();
+  if (options.board) hardware = await detectHardware(options.board);
+  else {
+    const deps = hostDetectionDeps();
+    // llama.cpp's thread pool is sized before anything else runs: physical cores, never hyperthreads.
+    const { physicalCores } = await detectCpu(deps);
+    const llama = await openLlama({
+      gpu: options.gpu ?? "auto",
+      maxThreads: physicalCores,
+      onLog: (level, message) => err.write(`llama.cpp ${level}: ${message}\n`),
+    });
+    try {
+      hardware = await detectHardware({ ...deps, llama });
+    } finally {
+      await llama?.dispose();
+    }
   }
 
   const result: DetectResult = { hardware, plan: null, error: null };
@@ -79,30 +78,52 @@ export async function runDetect(options: RunDetectOptions): Promise<number> {
     if (result.error) sections.push(`No plan (${result.error.code})\n  ${result.error.message}`);
     options.out.write(`${sections.join("\n\n")}\n`);
   }
-  return exitCodeFor(failure);
+  return failure === null ? 0 : exitCodeOf(failure);
 }
 
-const usage =
-  "usage: tinyllama-edge detect [--json] [--config PATH] [--runtime.<key> <value> ...]\n" +
-  "Shows the hardware profile and the runtime plan the daemon would use, with the reason for each choice.\n";
+const USAGE = `usage: tinyllama-edge detect [options]
+
+Shows the hardware profile and the runtime plan the daemon would use, with the reason for each choice.
+
+  --json              the profile and the plan as JSON (for scripts)
+  --board DIR         plan for the board recorded in DIR instead of this machine
+${CONFIG_FLAGS_HELP}`;
+
+const OPTIONS = {
+  json: { type: "boolean" },
+  board: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
 
 /** `tinyllama-edge detect [--json]`: shows what the device offers and how the model would run on it. */
 export const detect: Command = async (ctx) => {
-  if (ctx.argv.includes("--help") || ctx.argv.includes("-h")) {
-    process.stdout.write(usage);
+  let parsed: ReturnType<typeof splitOwnFlags<typeof OPTIONS>>;
+  try {
+    parsed = splitOwnFlags(ctx.argv, OPTIONS);
+    if (parsed.positionals.length > 0)
+      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  } catch (err) {
+    return reportUsageError("detect", err);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const json = ctx.argv.includes("--json");
-  const loaded = loadCommandConfig(
-    ctx.argv.filter((arg) => arg !== "--json"),
-    ctx.env,
-  );
+  const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config } = loaded;
+  let board: DetectHardwareDeps | undefined;
+  try {
+    if (parsed.values.board !== undefined) board = await recordedBoardDeps(parsed.values.board);
+  } catch (err) {
+    process.stderr.write(`tinyllama-edge detect: ${(err as Error).message}\n`);
+    return exitCodeOf(err);
+  }
   return runDetect({
-    json,
+    json: parsed.values.json ?? false,
     out: process.stdout,
     planRequest: planRequestFromConfig(config.runtime),
     gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
+    ...(board ? { board } : {}),
   });
 };

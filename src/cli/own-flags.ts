@@ -1,32 +1,79 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { schemaLeaves } from "../config/load-config.js";
+import { didYouMean } from "../util/closest-name.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
+/** A mistake on the command line: printed in one line with the command's usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export interface SplitOwnFlagsOptions {
+  /** Whether configuration flags (`--mqtt.url x`, `--config PATH`) are accepted (default true). */
+  configKeys?: boolean;
+}
+
 /**
  * Splits a command's own flags from configuration flags (`--mqtt.url x`), which go to loadConfig.
- * Positionals are returned too; an own flag given wrongly throws with a message for the user.
+ * Positionals are returned too. A flag that is neither throws a UsageError naming the closest flag.
  */
-export function splitOwnFlags<O extends Options>(argv: string[], options: O) {
+export function splitOwnFlags<O extends Options>(
+  argv: string[],
+  options: O,
+  settings: SplitOwnFlagsOptions = {},
+) {
+  const acceptsConfig = settings.configKeys ?? true;
+  const configNames = acceptsConfig ? ["config", ...schemaLeaves().map(([key]) => key)] : [];
   const own: string[] = [];
   const rest: string[] = [];
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith("-")) {
+    if (!arg.startsWith("-") || arg === "-") {
       positionals.push(arg);
       continue;
     }
     const name = arg.replace(/^--?/, "").split("=")[0]!;
     const spec = options[name] ?? Object.values(options).find((o) => o.short === name);
     if (!spec) {
+      // Dotted names are configuration keys: loadConfig lists every unknown one with the closest key.
+      if (!configNames.includes(name) && !(acceptsConfig && name.includes("."))) {
+        const candidates = [...Object.keys(options), ...configNames];
+        throw new UsageError(
+          `unknown option ${arg.split("=")[0]}${didYouMean(name, candidates, (n) => `--${n}`)}`,
+        );
+      }
       rest.push(arg);
       if (!arg.includes("=") && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--"))
         rest.push(argv[++i]!);
       continue;
     }
     own.push(arg);
-    if (spec.type === "string" && !arg.includes("=") && argv[i + 1] !== undefined) own.push(argv[++i]!);
+    if (spec.type === "string" && !arg.includes("=")) {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith("--")) throw new UsageError(`${arg} needs a value`);
+      own.push(value);
+      i++;
+    }
   }
-  const { values } = parseArgs({ args: own, options, strict: true, allowPositionals: false });
-  return { values, configArgs: rest, positionals };
+  try {
+    const { values } = parseArgs({ args: own, options, strict: true, allowPositionals: false });
+    return { values, configArgs: rest, positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
+
+/** Prints a command-line mistake in two lines and gives exit code 2. */
+export function reportUsageError(command: string, err: unknown): number {
+  process.stderr.write(
+    `tinyllama-edge ${command}: ${(err as Error).message}\nSee: tinyllama-edge ${command} --help\n`,
+  );
+  return 2;
+}
+
+/** The closing lines of every command's --help: configuration flags are accepted too. */
+export const CONFIG_FLAGS_HELP = `  --config PATH       the configuration file
+  --<key> VALUE       any configuration key, e.g. --mqtt.url mqtt://host:1883 (see docs/configuration.md)
+  -h, --help          this help`;

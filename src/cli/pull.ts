@@ -1,29 +1,38 @@
+import { access } from "node:fs/promises";
 import { pino } from "pino";
 import pinoPretty from "pino-pretty";
 import type { AppConfig } from "../config/app-config.js";
-import { toEdgeError } from "../errors.js";
+import { EdgeError } from "../errors.js";
+import { detectCpu } from "../hardware/detect-hardware.js";
+import { formatBytes } from "../hardware/format-bytes.js";
+import { recordedBoardDeps } from "../hardware/recorded-board.js";
+import { openLlama } from "../inference/open-llama.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { resolveModelFile } from "../model/model-store.js";
+import { hostDetectionDeps } from "../runtime/host-detection.js";
+import { type DevicePlan, planForDevice } from "../runtime/plan-for-device.js";
 import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
+import { EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./exit-codes.js";
+import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
 import { createProgressReporter } from "./progress.js";
 
-export const TINYLLAMA_REPOSITORY = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF";
-/** Used while runtime.quantization is "auto", until the hardware plan chooses. */
-export const FALLBACK_QUANTIZATION = "Q4_K_M";
+const USAGE = `usage: tinyllama-edge pull [options]
 
-/** `Q4_0` → `hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_0.gguf`. */
-export function tinyLlamaUri(quantization: string): string {
-  return `hf:${TINYLLAMA_REPOSITORY}/tinyllama-1.1b-chat-v1.0.${quantization.toUpperCase()}.gguf`;
-}
+Puts the model file \`start\` would load in place (downloading it, with progress, when missing) and
+prints its path on stdout: MODEL=$(tinyllama-edge pull).
 
-function defaultUriOf(config: AppConfig): string | null {
-  const wanted = config.runtime.quantization.trim();
-  if (wanted === "" || wanted === "auto") return tinyLlamaUri(FALLBACK_QUANTIZATION);
-  return /^[A-Za-z0-9_]+$/.test(wanted) ? tinyLlamaUri(wanted) : null;
-}
+  --dry-run           name the file and whether it is there; download nothing
+  --board DIR         plan for the board recorded in DIR instead of this machine
+${CONFIG_FLAGS_HELP}`;
 
-/** Logs go to stderr so that stdout carries only the model path: `MODEL=$(tinyllama-edge pull)`. */
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  board: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Logs go to stderr so that stdout carries only the model path. */
 function createPullLogger(config: AppConfig, interactive: boolean): Logger {
   const pretty = config.log.pretty === "always" || (config.log.pretty === "auto" && interactive);
   const destination = pretty
@@ -38,34 +47,80 @@ function createPullLogger(config: AppConfig, interactive: boolean): Logger {
   return createLogger({ level: config.log.level, pretty, destination });
 }
 
-/** `tinyllama-edge pull`: puts the configured model file in place (downloading it if needed) and prints its path. */
+/** The plan `start` would make here (node-llama-cpp is opened only to see the GPU), or for a recorded board. */
+async function planHere(
+  config: AppConfig,
+  board: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<DevicePlan> {
+  if (board !== undefined) return planForDevice(config, await recordedBoardDeps(board), env);
+  const detection = hostDetectionDeps();
+  const { physicalCores } = await detectCpu(detection);
+  const llama = await openLlama({
+    gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
+    maxThreads: physicalCores,
+    onLog: () => {},
+  });
+  if (!llama)
+    throw new EdgeError("model_unavailable", "node-llama-cpp has no usable binary for this machine");
+  try {
+    return await planForDevice(config, { ...detection, llama }, env);
+  } finally {
+    await llama.dispose();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** `tinyllama-edge pull`: the same detect → plan → file step as `start`, then the download. */
 export const pull: Command = async (ctx) => {
-  const loaded = loadCommandConfig(ctx.argv, ctx.env);
+  let parsed: ReturnType<typeof splitOwnFlags<typeof OPTIONS>>;
+  try {
+    parsed = splitOwnFlags(ctx.argv, OPTIONS);
+    if (parsed.positionals.length > 0)
+      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  } catch (err) {
+    return reportUsageError("pull", err);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+  const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config } = loaded;
-  const defaultUri = defaultUriOf(config);
-  if (defaultUri === null) {
-    process.stderr.write(
-      `tinyllama-edge pull: runtime.quantization ${JSON.stringify(config.runtime.quantization)} is not a quantization name (e.g. Q4_K_M, Q8_0, auto)\n`,
-    );
-    return 2;
-  }
-  const logger = createPullLogger(config, ctx.interactive);
   try {
+    const { plan, modelFile } = await planHere(config, parsed.values.board, ctx.env);
+    if (parsed.values["dry-run"]) {
+      const there = await exists(modelFile.path);
+      const size = plan.modelSizeBytes > 0 ? ` (${formatBytes(plan.modelSizeBytes)})` : "";
+      process.stderr.write(
+        there || modelFile.kind === "local"
+          ? `${plan.quantization}: ${modelFile.path}${there ? " is in place" : " is missing"}\n`
+          : `${plan.quantization}: would download ${modelFile.source.display}${size}\n`,
+      );
+      process.stdout.write(`${modelFile.path}\n`);
+      return EXIT_OK;
+    }
+    const logger = createPullLogger(config, ctx.interactive);
     const { path } = await resolveModelFile({
       model: config.model,
-      defaultUri,
+      defaultUri: plan.modelUri ?? "",
       logger,
       progress: createProgressReporter({ interactive: ctx.interactive, logger }),
       signal: ctx.signal,
       env: ctx.env,
     });
     process.stdout.write(`${path}\n`);
-    return 0;
+    return EXIT_OK;
   } catch (err) {
-    const error = toEdgeError(err);
-    process.stderr.write(`tinyllama-edge pull: ${error.message}\n`);
-    if (ctx.signal.aborted) return 130;
-    return error.code === "config_invalid" ? 2 : 1;
+    if (ctx.signal.aborted) return EXIT_INTERRUPTED;
+    process.stderr.write(`tinyllama-edge pull: ${(err as Error).message}\n`);
+    return exitCodeOf(err);
   }
 };

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import convict from "convict";
 import { EdgeError } from "../errors.js";
+import { didYouMean } from "../util/closest-name.js";
 import type { AppConfig } from "./app-config.js";
 import { registerConfigFormats } from "./formats.js";
 import { configSchema } from "./schema.js";
@@ -93,7 +94,7 @@ function splitArgs(argv: string[], knownKeys: Set<string>): SplitArgs {
     }
     if (name === "config") configPath = value;
     else if (knownKeys.has(name)) settings.set(name, value);
-    else problems.push(`--${name}: not a configuration key`);
+    else problems.push(`unknown option --${name}${didYouMean(name, [...knownKeys], (key) => `--${key}`)}`);
   }
   const settingArgs = [...settings].map(([name, value]) => `--${name}=${value}`);
   return { configPath, settingArgs, problems };

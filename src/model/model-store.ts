@@ -40,18 +40,34 @@ const DEFAULT_HUGGING_FACE_QUANTIZATION = "Q4_K_M";
 /** How long a cancelled downloader may take to close its file before it is left behind. */
 const CANCEL_GRACE_MS = 2_000;
 
+/** Where the model file is, or will be once downloaded: `model.path`, else `model.dir` + the URI's file name. */
+export type ModelFileLocation =
+  | { kind: "local"; path: string }
+  | { kind: "download"; path: string; dir: string; source: ModelSource };
+
+/** Names the file without touching the disk or the network (`pull --dry-run`, and every real resolve). */
+export function locateModelFile(
+  model: ModelConfig,
+  defaultUri: string,
+  env: NodeJS.ProcessEnv,
+): ModelFileLocation {
+  if (model.path !== "") return { kind: "local", path: resolve(model.path) };
+  const source = parseModelSource(model.uri || defaultUri, env);
+  const dir = resolve(model.dir);
+  return { kind: "download", path: join(dir, source.fileName), dir, source };
+}
+
 export async function resolveModelFile(deps: ModelStoreDeps): Promise<ResolvedModelFile> {
   const { model, logger } = deps;
   const expectedSha256 = parseSha256(model.sha256);
-  if (model.path !== "") {
-    const path = resolve(model.path);
+  const location = locateModelFile(model, deps.defaultUri, deps.env);
+  if (location.kind === "local") {
+    const { path } = location;
     await checkLocalFile(path, expectedSha256);
     logger.info({ path }, "using the model file of model.path");
     return { path, source: "local" };
   }
-  const source = parseModelSource(model.uri || deps.defaultUri, deps.env);
-  const dir = resolve(model.dir);
-  const path = join(dir, source.fileName);
+  const { source, dir, path } = location;
   if (await isUsableCachedFile(path, expectedSha256, logger)) {
     logger.info({ path, uri: source.display }, "using the model file already in model.dir");
     return { path, source: "cached" };

@@ -3,15 +3,15 @@ import { LlamaLogLevel } from "node-llama-cpp";
 import { createProgressReporter } from "../cli/progress.js";
 import type { AppConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
-import { detectCpu, detectHardware } from "../hardware/detect-hardware.js";
+import { type DetectHardwareDeps, detectCpu } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
-import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
+import type { RuntimePlan } from "../hardware/plan-runtime.js";
 import { openLlama } from "../inference/open-llama.js";
 import type { Logger } from "../logging/logger.js";
 import { checkGgufHeader, type ModelHeaderFacts } from "../model/gguf-check.js";
 import { type ModelFileSource, resolveModelFile } from "../model/model-store.js";
 import { hostDetectionDeps } from "./host-detection.js";
-import { customModelFacts, planRequestFromConfig } from "./plan-request-from-config.js";
+import { planForDevice } from "./plan-for-device.js";
 
 export interface PreparedRuntime {
   llama: Llama;
@@ -30,8 +30,8 @@ export interface PrepareRuntimeDeps {
   env: NodeJS.ProcessEnv;
   interactive: boolean;
   signal: AbortSignal;
-  /** Where /proc and /sys are read from (tests point it at recorded trees). */
-  rootDir?: string;
+  /** Detection sources; this machine by default (tests replay recorded boards, node-llama-cpp's view included). */
+  detection?: DetectHardwareDeps;
 }
 
 const NATIVE_ERRORS_KEPT = 20;
@@ -55,7 +55,7 @@ export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<Prepared
     else nativeLogger.debug(message);
   };
 
-  const detection = hostDetectionDeps(deps.rootDir);
+  const detection: DetectHardwareDeps = deps.detection ?? hostDetectionDeps();
   const cpu = await detectCpu(detection);
   const maxThreads = config.runtime.threads === "auto" ? cpu.physicalCores : config.runtime.threads;
   const llama = await openLlama({
@@ -66,16 +66,9 @@ export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<Prepared
   if (!llama)
     throw new EdgeError("model_unavailable", "node-llama-cpp has no usable binary for this machine");
   try {
-    const hardware = await detectHardware({ ...detection, llama });
-    let header: ModelHeaderFacts | undefined;
-    if (config.model.path) header = await checkGgufHeader(config.model.path);
-    const request = planRequestFromConfig(
-      config.runtime,
-      header && config.model.path ? customModelFacts(config.model.path, header) : undefined,
-    );
-    const plan = planRuntime(hardware, request);
+    const { hardware, plan, ...planned } = await planForDevice(config, { llama, ...detection }, deps.env);
     for (const warning of plan.warnings) logger.warn({ plan: true }, warning);
-    logger.info({ plan: summarizePlan(plan) }, "runtime plan");
+    logger.info({ plan: summarizePlan(plan), modelFile: planned.modelFile.path }, "runtime plan");
     // The pool was sized to the physical cores; the plan may use fewer.
     llama.maxThreads = plan.threads;
 
@@ -90,7 +83,7 @@ export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<Prepared
       signal: deps.signal,
       env: deps.env,
     });
-    header ??= await checkGgufHeader(resolved.path);
+    const header = planned.header ?? (await checkGgufHeader(resolved.path));
     return {
       llama,
       hardware,
