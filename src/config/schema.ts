@@ -239,6 +239,11 @@ export const configSchema = {
       format: "topic-prefix",
       default: "homeassistant",
     },
+    republishMinSeconds: {
+      doc: "Discovery is republished when Home Assistant announces itself online, at most once in this period (a flood of announcements makes one republish).",
+      format: "positive-int",
+      default: 30,
+    },
   },
   log: {
     level: {

@@ -297,14 +297,24 @@ export interface HomeAssistantDiscoveryDeps {
   enabled: boolean;
   configs: readonly DiscoveryConfig[];
   publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
+  /**
+   * Republishing on Home Assistant's "online" happens at most once in this period; announcements
+   * in between are folded into one republish at its end (a flood of them costs nothing more).
+   */
+  minRepublishMs: number;
+  now?: () => number;
 }
 
 export class HomeAssistantDiscovery {
   private readonly deps: HomeAssistantDiscoveryDeps;
+  private readonly now: () => number;
   private stopped = true;
+  private lastPublishAt = -Infinity;
+  private pendingRepublish: NodeJS.Timeout | undefined;
 
   constructor(deps: HomeAssistantDiscoveryDeps) {
     this.deps = deps;
+    this.now = deps.now ?? (() => performance.now());
   }
 
   /** Publishes every config, or removes them all when discovery is disabled. */
@@ -316,10 +326,13 @@ export class HomeAssistantDiscovery {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.pendingRepublish);
+    this.pendingRepublish = undefined;
   }
 
   async publishAll(): Promise<void> {
     const { configs, publish, logger } = this.deps;
+    this.lastPublishAt = this.now();
     await Promise.all(
       configs.map(({ topic, payload }) => publish(topic, JSON.stringify(payload), { qos: 1, retain: true })),
     );
@@ -340,6 +353,17 @@ export class HomeAssistantDiscovery {
   async handleHomeAssistantStatus(payload: Buffer | string): Promise<void> {
     if (this.stopped || !this.deps.enabled) return;
     if (payload.toString().trim() !== "online") return;
+    const waitMs = this.lastPublishAt + this.deps.minRepublishMs - this.now();
+    if (waitMs <= 0) return this.republish();
+    if (this.pendingRepublish) return;
+    this.pendingRepublish = setTimeout(() => {
+      this.pendingRepublish = undefined;
+      if (!this.stopped) void this.republish();
+    }, waitMs);
+    this.pendingRepublish.unref();
+  }
+
+  private async republish(): Promise<void> {
     try {
       await this.publishAll();
     } catch (err) {

@@ -86,6 +86,7 @@ export class Reporting {
         healthIntervalSeconds: config.health.intervalSeconds,
       }),
       publish: deps.publish,
+      minRepublishMs: config.homeassistant.republishMinSeconds * 1000,
     });
     this.prometheus = new PrometheusExporter({
       logger: logger.child({ component: "prometheus" }),

@@ -110,7 +110,7 @@ describe("health, Home Assistant discovery and metrics over MQTT", () => {
       snapshot: () => serving,
       thermal: () => guard.status(),
     });
-    discovery = new HomeAssistantDiscovery({ logger, enabled: true, configs, publish });
+    discovery = new HomeAssistantDiscovery({ logger, enabled: true, configs, publish, minRepublishMs: 0 });
 
     await metrics.start();
     await guard.start();

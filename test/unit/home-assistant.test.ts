@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { buildHealthPayload } from "../../src/health/health-reporter.js";
 import {
@@ -288,7 +288,7 @@ describe("HomeAssistantDiscovery", () => {
 
   it("publishes every config retained on start and again when Home Assistant comes online", async () => {
     const { published, publish } = recorder();
-    const discovery = new HomeAssistantDiscovery({ logger, enabled: true, configs, publish });
+    const discovery = new HomeAssistantDiscovery({ logger, enabled: true, configs, publish, minRepublishMs: 0 });
     await discovery.start();
     expect(published).toHaveLength(configs.length);
     expect(published.every(({ options }) => options.qos === 1 && options.retain === true)).toBe(true);
@@ -306,11 +306,40 @@ describe("HomeAssistantDiscovery", () => {
 
   it("removes what an earlier run published when disabled, and ignores Home Assistant then", async () => {
     const { published, publish } = recorder();
-    const discovery = new HomeAssistantDiscovery({ logger, enabled: false, configs, publish });
+    const discovery = new HomeAssistantDiscovery({ logger, enabled: false, configs, publish, minRepublishMs: 0 });
     await discovery.start();
     expect(published.map(({ topic }) => topic)).toEqual(configs.map(({ topic }) => topic));
     expect(published.every(({ payload, options }) => payload === "" && options.retain === true)).toBe(true);
     await discovery.handleHomeAssistantStatus("online");
     expect(published).toHaveLength(configs.length);
+  });
+
+  it("folds a flood of online announcements into one republish per period", async () => {
+    vi.useFakeTimers();
+    try {
+      const { published, publish } = recorder();
+      let now = 0;
+      const discovery = new HomeAssistantDiscovery({
+        logger,
+        enabled: true,
+        configs,
+        publish,
+        minRepublishMs: 30_000,
+        now: () => now,
+      });
+      await discovery.start();
+      now = 31_000;
+      for (let i = 0; i < 1000; i++) await discovery.handleHomeAssistantStatus("online");
+      // The first goes out at once, the other 999 make one republish at the end of the period.
+      expect(published).toHaveLength(2 * configs.length);
+      now = 61_000;
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(published).toHaveLength(3 * configs.length);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(published).toHaveLength(3 * configs.length);
+      discovery.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
