@@ -91,14 +91,16 @@ info "Node.js $NODE_VERSION at $NODE_BIN"
 case "$NODE_ARCH" in
 x64) ARCH="x64" ;;
 arm64) ARCH="arm64" ;;
+# 32-bit ARM: node-llama-cpp's linux-armv7l package holds 64-bit binaries, so nothing loads there
+# (docs/upstream.md); a 32-bit OS on a 64-bit board (Pi 3, 4, 5, Zero 2) is fixed by the 64-bit OS.
 arm)
   if [[ "$NODE_ARM_VERSION" == "7" ]]; then
-    ARCH="armv7l"
+    die "32-bit ARM (armv7l, e.g. 32-bit Raspberry Pi OS) is not supported: node-llama-cpp has no working armv7l build; install the 64-bit Raspberry Pi OS (arm64) and run install.sh again"
   else
-    die "32-bit ARM v$NODE_ARM_VERSION (e.g. Raspberry Pi 1 / Zero W) is not supported: prebuilt inference binaries exist for arm64, armv7l and x64 only"
+    die "32-bit ARM v$NODE_ARM_VERSION (e.g. Raspberry Pi 1 / Zero W) is not supported: prebuilt inference binaries exist for arm64 and x64 only"
   fi
   ;;
-*) die "architecture '$NODE_ARCH' ($(uname -m)) is not supported: prebuilt inference binaries exist for arm64, armv7l and x64 only" ;;
+*) die "architecture '$NODE_ARCH' ($(uname -m)) is not supported: prebuilt inference binaries exist for arm64 and x64 only" ;;
 esac
 [[ "$NODE_GLIBC" != "-" ]] || die "this Node.js is not built on glibc (musl/Alpine?): the prebuilt inference binaries need glibc"
 info "architecture $ARCH (machine $(uname -m), glibc $NODE_GLIBC)"

@@ -11,6 +11,7 @@ export type ErrorCode =
   | "internal"
   | "config_invalid"
   | "model_does_not_fit"
+  | "platform_unsupported"
   | "model_invalid"
   | "download_failed";
 

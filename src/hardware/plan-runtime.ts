@@ -19,6 +19,7 @@ import {
 import { type PlanRequest, validatePlanRequest } from "./plan-request.js";
 import { chooseModel, resolveGpu, resolveMemoryBudget, type SearchState } from "./plan-search.js";
 import { planThreads } from "./plan-threads.js";
+import { platformRefusal } from "./platform-support.js";
 
 export type PlanChoice =
   | "quantization"
@@ -60,6 +61,8 @@ export function planRuntime(
   catalog: ModelCatalog = tinyLlamaCatalog,
 ): RuntimePlan {
   validatePlanRequest(request, catalog);
+  const refusal = platformRefusal(profile);
+  if (refusal) throw refusal;
   const memory = resolveMemoryBudget(profile, request);
   const state: SearchState = { profile, request, gpu: resolveGpu(profile) };
   const threads = planThreads(profile.cpu, request.threads);

@@ -3,9 +3,10 @@ import { LlamaLogLevel } from "node-llama-cpp";
 import { createProgressReporter } from "../cli/progress.js";
 import type { AppConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
-import { type DetectHardwareDeps, detectCpu } from "../hardware/detect-hardware.js";
+import { type DetectHardwareDeps, detectCpu, detectHardware } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
 import type { RuntimePlan } from "../hardware/plan-runtime.js";
+import { platformRefusal } from "../hardware/platform-support.js";
 import { openLlama } from "../inference/open-llama.js";
 import type { Logger } from "../logging/logger.js";
 import { checkGgufHeader, type ModelHeaderFacts } from "../model/gguf-check.js";
@@ -63,8 +64,13 @@ export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<Prepared
     maxThreads: Math.max(1, maxThreads),
     onLog,
   });
-  if (!llama)
-    throw new EdgeError("model_unavailable", "node-llama-cpp has no usable binary for this machine");
+  if (!llama) {
+    // 32-bit ARM gets its own one-line refusal with the fix; anything else the generic one.
+    throw (
+      platformRefusal(await detectHardware(detection)) ??
+      new EdgeError("model_unavailable", "node-llama-cpp has no usable binary for this machine")
+    );
+  }
   try {
     const { hardware, plan, ...planned } = await planForDevice(config, { llama, ...detection }, deps.env);
     for (const warning of plan.warnings) logger.warn({ plan: true }, warning);

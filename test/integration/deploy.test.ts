@@ -281,7 +281,11 @@ describe("install.sh --dry-run", () => {
     { report: "20.11.0 ia32 - 2.36", ok: false, message: /architecture 'ia32' .*not supported/ },
     { report: "20.11.0 arm 6 2.31", ok: false, message: /32-bit ARM v6 .*not supported/ },
     { report: "20.11.0 arm64 - -", ok: false, message: /not built on glibc/ },
-    { report: "20.11.0 arm 7 2.31", ok: true, message: /architecture armv7l/ },
+    {
+      report: "20.11.0 arm 7 2.31",
+      ok: false,
+      message: /32-bit ARM \(armv7l.*not supported: .*install the 64-bit Raspberry Pi OS/,
+    },
     { report: "22.3.0 arm64 - 2.36", ok: true, message: /architecture arm64/ },
     { report: "20.0.0 x64 - 2.28", ok: true, message: /architecture x64/ },
   ])("node reporting '$report' is accepted: $ok", async ({ report, ok, message }) => {

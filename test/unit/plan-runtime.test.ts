@@ -37,8 +37,9 @@ type Expected = Pick<
   "quantization" | "threads" | "gpuLayers" | "contextSize" | "parallelSequences" | "batchSize" | "useMmap"
 >;
 
-const expectedPlans: [FixtureBoard, Expected | "refused"][] = [
-  ["pi-zero-2w-512mb", "refused"],
+/** A plan, or the code of the refusal. */
+const expectedPlans: [FixtureBoard, Expected | "model_does_not_fit" | "platform_unsupported"][] = [
+  ["pi-zero-2w-512mb", "model_does_not_fit"],
   [
     "pi4-2gb",
     {
@@ -147,6 +148,8 @@ const expectedPlans: [FixtureBoard, Expected | "refused"][] = [
       useMmap: true,
     },
   ],
+  // 32-bit Raspberry Pi OS: node-llama-cpp's armv7l package holds no binary that loads there.
+  ["pi4-4gb-armv7l", "platform_unsupported"],
 ];
 
 const planChoices: PlanChoice[] = [
@@ -166,9 +169,8 @@ describe("planRuntime with every setting on auto", () => {
   });
 
   it.each(expectedPlans)("%s", (board, expected) => {
-    if (expected === "refused") {
-      const error = planError(board);
-      expect(error.code).toBe("model_does_not_fit");
+    if (typeof expected === "string") {
+      expect(planError(board).code).toBe(expected);
       return;
     }
     const result = plan(board);
@@ -196,6 +198,21 @@ describe("planRuntime with every setting on auto", () => {
     expect(error.message).toMatch(/312 MB available of 437 MB total, 178 MB after keeping 128 MiB/);
     expect(error.message).not.toContain("\n");
     expect(error.details).toMatchObject({ quantization: "Q2_K", availableBytes: 305_112 * 1024 });
+  });
+
+  it("refuses 32-bit ARM without a working llama.cpp in one line that names the fix", () => {
+    const error = planError("pi4-4gb-armv7l");
+    expect(error.message).toMatch(/32-bit ARM system \(armv7l\).*install the 64-bit Raspberry Pi OS/);
+    expect(error.message).not.toContain("\n");
+    // A Cortex-A7 (Pi 2) has no 64-bit OS to move to.
+    const pi2 = profileOf("pi4-4gb-armv7l");
+    const a7 = {
+      ...pi2,
+      cpu: { ...pi2.cpu, cores: pi2.cpu.cores.map((core) => ({ ...core, partId: "0xc07" })) },
+    };
+    expect(() => planRuntime(a7, defaultPlanRequest)).toThrow(/needs a 64-bit ARM board/);
+    // Where a llama.cpp of its own did load, a 32-bit board is planned as usual.
+    expect(plan("armv7l-1gb").quantization).toBe("Q3_K_M");
   });
 
   it("explains the choices that matter on each kind of board", () => {
