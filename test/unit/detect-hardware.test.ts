@@ -8,6 +8,7 @@ import { parseCpuinfo, parseCpuList } from "../../src/hardware/parse-cpuinfo.js"
 import { parseThrottled } from "../../src/hardware/parse-throttled.js";
 import { defaultPlanRequest } from "../../src/hardware/plan-request.js";
 import { planRuntime } from "../../src/hardware/plan-runtime.js";
+import { recordedLlama } from "../../src/hardware/recorded-board.js";
 import { createRootedFileReader } from "../../src/hardware/rooted-file-reader.js";
 import {
   fixtureBoards,
@@ -15,7 +16,6 @@ import {
   fixtureProfile,
   fixtureRoot,
   readFixtureFacts,
-  recordedLlama,
 } from "../fixtures/hardware/fixture-deps.js";
 
 describe("detectHardware over recorded boards", () => {
