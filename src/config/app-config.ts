@@ -73,7 +73,12 @@ export interface AppConfig {
   scheduler: { maxQueue: number; fairness: "sender" | "fifo"; ratePerMinute: number };
   conversations: { maxCount: number; maxAgeSeconds: number; maxMessages: number; maxChars: number };
   health: { intervalSeconds: number };
-  homeassistant: { enabled: boolean; discoveryPrefix: string; republishMinSeconds: number };
+  homeassistant: {
+    enabled: boolean;
+    discoveryPrefix: string;
+    republishMinSeconds: number;
+    lastAnswer: boolean;
+  };
   log: {
     level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
     pretty: "auto" | "always" | "never";

@@ -244,6 +244,11 @@ export const configSchema = {
       format: "positive-int",
       default: 30,
     },
+    lastAnswer: {
+      doc: "Also publish every answer's text, retained, on <base>/<node>/last_answer with a \"Last answer\" sensor. Off by default: it keeps every client's answers on the broker and in Home Assistant's recorder.",
+      format: Boolean,
+      default: false,
+    },
   },
   log: {
     level: {

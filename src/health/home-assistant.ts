@@ -1,7 +1,8 @@
 /**
  * Home Assistant MQTT discovery: one retained config per entity under `<prefix>/<component>/<id>/config`,
- * all grouped under one device per node. The entities read the topics the daemon already
- * publishes (status, health, last_answer), so discovery adds no traffic of its own.
+ * all grouped under one device per node. The sensors read the topics the daemon already publishes
+ * (status, health, last_answer when enabled); the Ask notify and text entities publish to the ask
+ * topic, the Answer event entity reads the answer topic and the Cancel button publishes to ask/cancel.
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "../logging/logger.js";
@@ -9,7 +10,7 @@ import type { NodeState } from "../mqtt/status.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 
-export type DiscoveryComponent = "sensor" | "binary_sensor";
+export type DiscoveryComponent = "sensor" | "binary_sensor" | "notify" | "text" | "event" | "button";
 
 /** Home Assistant caps a state at 255 characters; the full text goes into the attributes. */
 export const HA_STATE_MAX_CHARS = 255;
@@ -29,10 +30,18 @@ export interface DiscoveryPayload {
   unique_id: string;
   /** `<domain>.<object id>`: the entity id Home Assistant suggests (replaces `object_id`). */
   default_entity_id: string;
-  state_topic: string;
-  value_template: string;
+  state_topic?: string;
+  value_template?: string;
+  command_topic?: string;
   availability?: DiscoveryAvailability[];
-  device: { identifiers: string[]; name: string; model: string; manufacturer: string; sw_version: string };
+  device: {
+    identifiers: string[];
+    name: string;
+    model: string;
+    manufacturer: string;
+    sw_version: string;
+    hw_version?: string;
+  };
   origin: { name: string; sw_version: string; support_url?: string };
   device_class?: string;
   state_class?: "measurement" | "total" | "total_increasing";
@@ -46,6 +55,16 @@ export interface DiscoveryPayload {
   entity_category?: "diagnostic" | "config";
   expire_after?: number;
   icon?: string;
+  /** text: Home Assistant caps a text entity at 255 characters. */
+  min?: number;
+  max?: number;
+  mode?: "text";
+  /** event: the `event_type` values the answer topic carries. */
+  event_types?: string[];
+  /** button: what a press publishes. */
+  payload_press?: string;
+  qos?: 0 | 1;
+  retain?: boolean;
 }
 
 export interface DiscoveryConfig {
@@ -54,26 +73,42 @@ export interface DiscoveryConfig {
 }
 
 export interface DiscoveryInput {
-  topics: Pick<Topics, "status" | "health" | "lastAnswer" | "discoveryConfig">;
+  topics: Pick<
+    Topics,
+    "status" | "health" | "lastAnswer" | "nodeAsk" | "askCancel" | "answer" | "discoveryConfig"
+  >;
   nodeId: string;
   /** tinyllama-edge's version (device sw_version, origin sw_version). */
   version: string;
-  /** Device model shown in Home Assistant, e.g. the model file and the board. */
+  /** Device model shown in Home Assistant: the model and its quantization. */
   model: string;
+  /** The board (device hw_version), when known. */
+  hardware?: string;
   supportUrl?: string;
   /** When given, sensors fed by health go unavailable after three missed periods. */
   healthIntervalSeconds?: number;
+  /** The node reads a CPU temperature (else no temperature or thermal throttling entity). */
+  hasTemperature?: boolean;
+  /** `homeassistant.lastAnswer`: the retained last answer and its sensor. */
+  lastAnswer?: boolean;
+  /** The node serves the ask topic: the Ask, Prompt, Answer and Cancel entities. */
+  askEntities?: boolean;
 }
 
-type Source = "status" | "health" | "lastAnswer";
+type Source = "status" | "health" | "lastAnswer" | "answer";
+type Feature = "temperature" | "lastAnswer" | "ask";
 
 interface EntitySpec {
   component: DiscoveryComponent;
   key: string;
   name: string;
-  source: Source;
-  valueTemplate: string;
-  /** The connectivity sensor reports offline itself, so it must not go unavailable with it. */
+  source?: Source;
+  valueTemplate?: string;
+  /** Published to by Home Assistant: the ask topic or its cancel topic. */
+  command?: "ask" | "askCancel";
+  /** Only on nodes that have this. */
+  needs?: Feature;
+  /** Entities that show the node's state themselves must not go unavailable with it. */
   withoutAvailability?: boolean;
   extra: Partial<DiscoveryPayload>;
 }
@@ -99,6 +134,8 @@ const ENTITIES: readonly EntitySpec[] = [
     name: "Model state",
     source: "status",
     valueTemplate: "{{ value_json.state }}",
+    // Its options include "offline": it shows it instead of going unavailable.
+    withoutAvailability: true,
     extra: { device_class: "enum", options: [...MODEL_STATES], icon: "mdi:brain" },
   },
   {
@@ -148,6 +185,7 @@ const ENTITIES: readonly EntitySpec[] = [
     key: "cpu_temperature",
     name: "CPU temperature",
     source: "health",
+    needs: "temperature",
     valueTemplate: "{{ value_json.cpu_temp_c }}",
     extra: {
       device_class: "temperature",
@@ -190,9 +228,11 @@ const ENTITIES: readonly EntitySpec[] = [
     key: "thermal_throttling",
     name: "Thermal throttling",
     source: "health",
+    needs: "temperature",
     valueTemplate: "{{ 'ON' if value_json.thermal.state == 'throttled' else 'OFF' }}",
     extra: {
-      device_class: "heat",
+      // On while inference runs on fewer threads because of heat: a problem, not a heat alarm.
+      device_class: "problem",
       payload_on: "ON",
       payload_off: "OFF",
       entity_category: "diagnostic",
@@ -205,8 +245,43 @@ const ENTITIES: readonly EntitySpec[] = [
     key: "last_answer",
     name: "Last answer",
     source: "lastAnswer",
+    needs: "lastAnswer",
     valueTemplate: `{{ value_json.text[:${HA_STATE_MAX_CHARS}] }}`,
     extra: { json_attributes_template: "{{ value_json | tojson }}", icon: "mdi:message-text" },
+  },
+  {
+    // notify.send_message with this entity publishes the message as the prompt.
+    component: "notify",
+    key: "ask",
+    name: "Ask",
+    command: "ask",
+    needs: "ask",
+    extra: { qos: 1, retain: false, icon: "mdi:chat-question" },
+  },
+  {
+    component: "text",
+    key: "prompt",
+    name: "Prompt",
+    command: "ask",
+    needs: "ask",
+    extra: { min: 1, max: HA_STATE_MAX_CHARS, mode: "text", qos: 1, retain: false, icon: "mdi:form-textbox" },
+  },
+  {
+    // Each answer is one event; its attributes hold the full text, the prompt, usage and timings.
+    component: "event",
+    key: "answer",
+    name: "Answer",
+    source: "answer",
+    needs: "ask",
+    extra: { event_types: ["answer", "error"], icon: "mdi:message-reply-text" },
+  },
+  {
+    component: "button",
+    key: "cancel",
+    name: "Cancel",
+    command: "askCancel",
+    needs: "ask",
+    extra: { payload_press: "cancel", qos: 1, retain: false, icon: "mdi:stop-circle-outline" },
   },
 ];
 
@@ -222,6 +297,17 @@ function discoveryObjectId(nodeId: string, key: string): string {
   return `tinyllama_edge_${createHash("sha256").update(nodeId).digest("hex").slice(0, 12)}_${key}`;
 }
 
+function applies(entity: EntitySpec, input: DiscoveryInput): boolean {
+  if (entity.needs === "temperature") return input.hasTemperature ?? true;
+  if (entity.needs === "lastAnswer") return input.lastAnswer ?? false;
+  if (entity.needs === "ask") return input.askEntities ?? false;
+  return true;
+}
+
+function discoveryTopic(input: DiscoveryInput, entity: EntitySpec): string {
+  return input.topics.discoveryConfig(entity.component, discoveryObjectId(input.nodeId, entity.key));
+}
+
 /** Every discovery config of a node, as the daemon publishes it (pure). */
 export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] {
   const { topics, nodeId, version } = input;
@@ -229,7 +315,9 @@ export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] 
     status: topics.status,
     health: topics.health,
     lastAnswer: topics.lastAnswer,
+    answer: topics.answer,
   };
+  const commandTopics = { ask: topics.nodeAsk, askCancel: topics.askCancel };
   // "loading" counts as available, so the model state sensor can show it.
   const availability: DiscoveryAvailability[] = [
     {
@@ -245,6 +333,7 @@ export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] 
     model: input.model,
     manufacturer: "tinyllama-edge",
     sw_version: version,
+    ...(input.hardware ? { hw_version: input.hardware } : {}),
   };
   const origin = {
     name: "tinyllama-edge",
@@ -254,14 +343,15 @@ export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] 
   const expireAfter =
     input.healthIntervalSeconds === undefined ? undefined : input.healthIntervalSeconds * 3 + 10;
 
-  return ENTITIES.map((entity) => {
-    const stateTopic = sourceTopics[entity.source];
+  return ENTITIES.filter((entity) => applies(entity, input)).map((entity) => {
+    const stateTopic = entity.source ? sourceTopics[entity.source] : undefined;
     const payload: DiscoveryPayload = {
       name: entity.name,
       unique_id: `tinyllama_edge_${nodeId}_${entity.key}`,
       default_entity_id: `${entity.component}.tinyllama_${entitySlug(nodeId)}_${entity.key}`,
-      state_topic: stateTopic,
-      value_template: entity.valueTemplate,
+      ...(stateTopic ? { state_topic: stateTopic } : {}),
+      ...(entity.valueTemplate ? { value_template: entity.valueTemplate } : {}),
+      ...(entity.command ? { command_topic: commandTopics[entity.command] } : {}),
       ...entity.extra,
       ...(entity.extra.json_attributes_template ? { json_attributes_topic: stateTopic } : {}),
       ...(entity.source === "health" && expireAfter !== undefined ? { expire_after: expireAfter } : {}),
@@ -269,11 +359,13 @@ export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] 
       device,
       origin,
     };
-    return {
-      topic: topics.discoveryConfig(entity.component, discoveryObjectId(nodeId, entity.key)),
-      payload,
-    };
+    return { topic: discoveryTopic(input, entity), payload };
   });
+}
+
+/** Discovery topics of entities this node does not have (now): emptied so Home Assistant drops them. */
+export function retiredDiscoveryTopics(input: DiscoveryInput): string[] {
+  return ENTITIES.filter((entity) => !applies(entity, input)).map((entity) => discoveryTopic(input, entity));
 }
 
 /** The retained payload of `<base>/<node>/last_answer`. */
@@ -296,6 +388,8 @@ export interface HomeAssistantDiscoveryDeps {
   /** `homeassistant.enabled`; when false, start() removes what an earlier run published. */
   enabled: boolean;
   configs: readonly DiscoveryConfig[];
+  /** Topics of entities this node does not have: emptied, so ones an earlier run published go away. */
+  retired?: readonly string[];
   publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
   /**
    * Republishing on Home Assistant's "online" happens at most once in this period; announcements
@@ -333,17 +427,24 @@ export class HomeAssistantDiscovery {
   async publishAll(): Promise<void> {
     const { configs, publish, logger } = this.deps;
     this.lastPublishAt = this.now();
-    await Promise.all(
-      configs.map(({ topic, payload }) => publish(topic, JSON.stringify(payload), { qos: 1, retain: true })),
-    );
+    await Promise.all([
+      ...configs.map(({ topic, payload }) =>
+        publish(topic, JSON.stringify(payload), { qos: 1, retain: true }),
+      ),
+      ...this.empty(this.deps.retired ?? []),
+    ]);
     logger.info({ entities: configs.length }, "Home Assistant discovery published");
   }
 
   /** An empty retained payload deletes the config (and the entity) in Home Assistant and on the broker. */
   async removeAll(): Promise<void> {
-    const { configs, publish, logger } = this.deps;
-    await Promise.all(configs.map(({ topic }) => publish(topic, "", { qos: 1, retain: true })));
+    const { configs, logger } = this.deps;
+    await Promise.all(this.empty([...configs.map(({ topic }) => topic), ...(this.deps.retired ?? [])]));
     logger.info({ entities: configs.length }, "Home Assistant discovery removed");
+  }
+
+  private empty(topics: readonly string[]): Promise<unknown>[] {
+    return topics.map((topic) => this.deps.publish(topic, "", { qos: 1, retain: true }));
   }
 
   /**

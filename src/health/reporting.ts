@@ -6,7 +6,13 @@ import type { FinalResult } from "../mqtt/messages.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 import { HealthReporter, type ServingSnapshot } from "./health-reporter.js";
-import { buildDiscoveryConfigs, buildLastAnswerPayload, HomeAssistantDiscovery } from "./home-assistant.js";
+import {
+  buildDiscoveryConfigs,
+  buildLastAnswerPayload,
+  type DiscoveryInput,
+  HomeAssistantDiscovery,
+  retiredDiscoveryTopics,
+} from "./home-assistant.js";
 import { PrometheusExporter } from "./prometheus-exporter.js";
 import { nodeHostFacts, SystemMetrics } from "./system-metrics.js";
 import { ThermalGuard } from "./thermal-guard.js";
@@ -17,8 +23,14 @@ export interface ReportingDeps {
   topics: Topics;
   nodeId: string;
   version: string;
-  /** Device model shown in Home Assistant: the model file and the board. */
+  /** Device model shown in Home Assistant: the model and its quantization. */
   deviceModel: string;
+  /** The board (Home Assistant's hw_version), when known. */
+  hardware?: string;
+  /** Home Assistant's link for help (the origin's support_url). */
+  supportUrl?: string;
+  /** The node serves the ask topic: Home Assistant gets entities to ask with. */
+  askEntities?: boolean;
   /** Threads the runtime uses; the thermal guard lowers and restores them. */
   threads: number;
   setThreads: (threads: number) => void;
@@ -38,7 +50,7 @@ export class Reporting {
   private readonly metrics: SystemMetrics;
   private readonly thermal: ThermalGuard;
   private readonly health: HealthReporter;
-  private readonly discovery: HomeAssistantDiscovery;
+  private discovery: HomeAssistantDiscovery | undefined;
   private readonly prometheus: PrometheusExporter;
   private wasBusy = false;
 
@@ -75,19 +87,6 @@ export class Reporting {
       snapshot: deps.snapshot,
       thermal: () => this.thermal.status(),
     });
-    this.discovery = new HomeAssistantDiscovery({
-      logger: logger.child({ component: "homeassistant" }),
-      enabled: config.homeassistant.enabled,
-      configs: buildDiscoveryConfigs({
-        topics: deps.topics,
-        nodeId: deps.nodeId,
-        version: deps.version,
-        model: deps.deviceModel,
-        healthIntervalSeconds: config.health.intervalSeconds,
-      }),
-      publish: deps.publish,
-      minRepublishMs: config.homeassistant.republishMinSeconds * 1000,
-    });
     this.prometheus = new PrometheusExporter({
       logger: logger.child({ component: "prometheus" }),
       port: config.metrics.http.port,
@@ -97,16 +96,47 @@ export class Reporting {
   }
 
   async start(): Promise<void> {
+    const { config, logger, topics } = this.deps;
     await this.metrics.start();
     await this.thermal.start();
     await this.health.start();
+    // Discovery after the first reading: a temperature entity only where a sensor answers.
+    const input: DiscoveryInput = {
+      topics,
+      nodeId: this.deps.nodeId,
+      version: this.deps.version,
+      model: this.deps.deviceModel,
+      ...(this.deps.hardware ? { hardware: this.deps.hardware } : {}),
+      ...(this.deps.supportUrl ? { supportUrl: this.deps.supportUrl } : {}),
+      healthIntervalSeconds: config.health.intervalSeconds,
+      hasTemperature: (await this.metrics.readTemperatureC()) !== null,
+      lastAnswer: config.homeassistant.lastAnswer,
+      askEntities: this.deps.askEntities ?? false,
+    };
+    this.discovery = new HomeAssistantDiscovery({
+      logger: logger.child({ component: "homeassistant" }),
+      enabled: config.homeassistant.enabled,
+      configs: buildDiscoveryConfigs(input),
+      retired: retiredDiscoveryTopics(input),
+      publish: this.deps.publish,
+      minRepublishMs: config.homeassistant.republishMinSeconds * 1000,
+    });
     await this.discovery.start();
+    if (!this.keepsLastAnswer) {
+      // Answers an earlier run kept on the broker are removed: they are no longer wanted there.
+      await this.deps.publish(topics.lastAnswer, "", { qos: 1, retain: true });
+    }
     await this.prometheus.start();
+  }
+
+  private get keepsLastAnswer(): boolean {
+    const { homeassistant } = this.deps.config;
+    return homeassistant.enabled && homeassistant.lastAnswer;
   }
 
   /** Home Assistant announced itself: it forgot non-retained state, so discovery goes out again. */
   handleHomeAssistantStatus(payload: Buffer): void {
-    this.discovery.handleHomeAssistantStatus(payload).catch(() => undefined);
+    this.discovery?.handleHomeAssistantStatus(payload).catch(() => undefined);
   }
 
   /** Health goes out at once on busy ↔ idle and thermal changes, not only on its period. */
@@ -118,9 +148,9 @@ export class Reporting {
     }
   }
 
-  /** The retained last answer (Home Assistant's "last answer" sensor). */
+  /** The retained last answer (Home Assistant's "last answer" sensor), when enabled. */
   answered(result: FinalResult): void {
-    if (!this.deps.config.homeassistant.enabled) return;
+    if (!this.keepsLastAnswer) return;
     const payload = buildLastAnswerPayload({
       id: result.id,
       text: result.text,
@@ -138,7 +168,7 @@ export class Reporting {
   /** Publishes health once more (state offline) and stops everything, in reverse order of start. */
   async stop(): Promise<void> {
     await this.prometheus.stop();
-    this.discovery.stop();
+    this.discovery?.stop();
     await this.health.publishNow();
     this.health.stop();
     this.thermal.stop();

@@ -77,6 +77,14 @@ export interface Topics {
   /** The shared-subscription filter for the pool request topic. */
   readonly poolRequestShared: string;
   readonly poolCancel: string;
+  /** Plain-text prompts (the payload is the prompt), for Home Assistant entities and shells. */
+  readonly nodeAsk: string;
+  readonly poolAsk: string;
+  readonly poolAskShared: string;
+  /** Any payload: cancel what this node runs for the ask topics (Home Assistant's Cancel button). */
+  readonly askCancel: string;
+  /** One JSON event per ask, not retained (Home Assistant's Answer event entity). */
+  readonly answer: string;
   readonly errors: string;
   readonly homeAssistantStatus: string;
   /** Default reply topic of a request that named none. */
@@ -114,6 +122,11 @@ export function createTopics(options: TopicsOptions): Topics {
     poolRequest: `${poolRoot}/request`,
     poolRequestShared: `$share/${group}/${poolRoot}/request`,
     poolCancel: `${poolRoot}/cancel`,
+    nodeAsk: `${nodeRoot}/ask`,
+    poolAsk: `${poolRoot}/ask`,
+    poolAskShared: `$share/${group}/${poolRoot}/ask`,
+    askCancel: `${nodeRoot}/ask/cancel`,
+    answer: `${nodeRoot}/answer`,
     errors: `${nodeRoot}/response/${ERRORS_ID}`,
     homeAssistantStatus: `${discoveryPrefix}/status`,
     response(origin, id) {
@@ -138,13 +151,15 @@ export function createTopics(options: TopicsOptions): Topics {
       return topic.startsWith(`${poolRoot}/`) ? "pool" : "node";
     },
     isReserved(topic) {
-      // Any node's status/info/health/last_answer/request/cancel, the pool's topics and Home Assistant discovery.
+      // Any node's status/info/health/last_answer/request/cancel/ask/answer, the pool's topics and
+      // Home Assistant discovery: a reply there would pose as the daemon or become a new prompt.
       if (topic === discoveryPrefix || topic.startsWith(`${discoveryPrefix}/`)) return true;
       if (!topic.startsWith(`${base}/`)) return false;
       const rest = topic.slice(base.length + 1).split("/");
+      if (rest.length >= 3 && rest[1] === "ask") return true;
       return (
         rest.length === 2 &&
-        ["status", "info", "health", "last_answer", "request", "cancel"].includes(rest[1]!)
+        ["status", "info", "health", "last_answer", "request", "cancel", "ask", "answer"].includes(rest[1]!)
       );
     },
   };

@@ -42,6 +42,8 @@ describe("health, Home Assistant discovery and thermal care of the running daemo
       sensor,
       "--thermal.checkSeconds",
       "1",
+      "--homeassistant.lastAnswer",
+      "true",
     ]);
     await probe.waitForJson(`tinyllama/${NODE}/status`, (s) => s.state === "online", 60_000);
   });
@@ -81,6 +83,9 @@ describe("health, Home Assistant discovery and thermal care of the running daemo
       expect(discovery.every((x) => x.retain)).toBe(true);
       const uniqueIds = discovery.map((x) => (x.json as Json).unique_id);
       expect(new Set(uniqueIds).size).toBe(discovery.length);
+      // This node has a temperature sensor, and the last answer was asked for.
+      expect(uniqueIds).toContain(`tinyllama_edge_${NODE}_cpu_temperature`);
+      expect(uniqueIds).toContain(`tinyllama_edge_${NODE}_last_answer`);
     } finally {
       await late.close();
     }

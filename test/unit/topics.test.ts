@@ -51,6 +51,11 @@ describe("topics", () => {
     expect(topics.isReserved("tinyllama/pool/request")).toBe(true);
     expect(topics.isReserved("homeassistant/sensor/x/config")).toBe(true);
     expect(topics.isReserved("tinyllama/pi5-kitchen/response/x")).toBe(false);
+    // A reply into an ask topic would become a new prompt; into answer, it would pose as an answer.
+    expect(topics.isReserved("tinyllama/pi5-kitchen/ask")).toBe(true);
+    expect(topics.isReserved("tinyllama/pool/ask")).toBe(true);
+    expect(topics.isReserved("tinyllama/pi5-kitchen/ask/cancel")).toBe(true);
+    expect(topics.isReserved("tinyllama/other/answer")).toBe(true);
     expect(topics.isReserved("home/assistant/llm")).toBe(false);
   });
 
