@@ -91,8 +91,6 @@ export interface Topics {
   response(origin: RequestOrigin, id: string): string;
   stream(replyTopic: string): string;
   discoveryConfig(component: string, objectId: string): string;
-  /** Which subscription a received topic belongs to. */
-  classify(topic: string): "request" | "cancel" | "homeassistant-status" | "unknown";
   originOf(topic: string): RequestOrigin;
   /** Topics a request must never redirect replies into. */
   isReserved(topic: string): boolean;
@@ -140,12 +138,6 @@ export function createTopics(options: TopicsOptions): Topics {
       assertLevel("component", component);
       assertLevel("object id", objectId);
       return `${discoveryPrefix}/${component}/${objectId}/config`;
-    },
-    classify(topic) {
-      if (topic === topics.nodeRequest || topic === topics.poolRequest) return "request";
-      if (topic === topics.nodeCancel || topic === topics.poolCancel) return "cancel";
-      if (topic === topics.homeAssistantStatus) return "homeassistant-status";
-      return "unknown";
     },
     originOf(topic) {
       return topic.startsWith(`${poolRoot}/`) ? "pool" : "node";

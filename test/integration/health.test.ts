@@ -79,7 +79,7 @@ describe("health, Home Assistant discovery and metrics over MQTT", () => {
       will: { topic: topics.status, payload: statusPayload("offline") },
       onConnect: async () => {},
       onMessage: (message) => {
-        if (topics.classify(message.topic) === "homeassistant-status") {
+        if (message.topic === topics.homeAssistantStatus) {
           void discovery.handleHomeAssistantStatus(message.payload);
         }
       },

@@ -1,0 +1,130 @@
+import { basename } from "node:path";
+import type { AppConfig } from "../config/app-config.js";
+import { EdgeError } from "../errors.js";
+import { type GenerateOptions, type GenerationOutcome, InferenceEngine } from "../inference/engine.js";
+import { type ThreadTuning, tuneThreads } from "../inference/thread-tuner.js";
+import type { Component } from "../lifecycle/component.js";
+import type { Logger } from "../logging/logger.js";
+import type { GenerationRequest } from "../mqtt/messages.js";
+import { type PreparedRuntime, prepareRuntime } from "../runtime/prepare-runtime.js";
+
+export interface ModelDeps {
+  config: AppConfig;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  interactive: boolean;
+}
+
+/** The hardware plan, the model file and the loaded engine, with threads measured where asked. */
+export class Model implements Component {
+  readonly name = "model";
+  private readonly deps: ModelDeps;
+  private prepared: PreparedRuntime | undefined;
+  private engine: InferenceEngine | undefined;
+  private loaded = false;
+  private tuning: ThreadTuning | null = null;
+
+  constructor(deps: ModelDeps) {
+    this.deps = deps;
+  }
+
+  get runtime(): PreparedRuntime {
+    if (!this.prepared) throw new EdgeError("model_unavailable", "the model is not loaded");
+    return this.prepared;
+  }
+
+  get threadTuning(): ThreadTuning | null {
+    return this.tuning;
+  }
+
+  /** File name of the served model; "none" until it is known. */
+  get fileName(): string {
+    return this.prepared ? basename(this.prepared.modelPath) : "none";
+  }
+
+  get sequences(): number {
+    return this.runtime.plan.parallelSequences;
+  }
+
+  /** Inference threads in use: as measured, else as planned. */
+  get threads(): number {
+    return this.tuning?.threads ?? this.runtime.plan.threads;
+  }
+
+  setThreads(threads: number): void {
+    this.runtime.llama.maxThreads = threads;
+  }
+
+  generate(request: GenerationRequest, options: GenerateOptions): Promise<GenerationOutcome> {
+    if (!this.engine || !this.loaded) throw new EdgeError("model_unavailable", "the model is not loaded");
+    return this.engine.generate(request, options);
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const { config, logger } = this.deps;
+    this.prepared = await prepareRuntime({
+      config,
+      logger,
+      env: this.deps.env,
+      interactive: this.deps.interactive,
+      signal,
+    });
+    const { plan, modelPath, llama, nativeErrors } = this.prepared;
+    this.engine = new InferenceEngine({
+      logger: logger.child({ component: "engine" }),
+      llama,
+      settings: {
+        modelPath,
+        threads: plan.threads,
+        gpuLayers: plan.gpuLayers,
+        contextSize: plan.contextSize,
+        sequences: plan.parallelSequences,
+        batchSize: plan.batchSize,
+        useMmap: plan.useMmap,
+        batching: config.runtime.batching,
+      },
+      nativeErrors,
+    });
+    await this.engine.start();
+    this.tuning = await this.maybeTuneThreads(this.prepared, this.engine, signal);
+    this.loaded = true;
+  }
+
+  /** Measured thread count (rules vs reality on each board); only when threads are "auto". */
+  private async maybeTuneThreads(
+    prepared: PreparedRuntime,
+    engine: InferenceEngine,
+    signal: AbortSignal,
+  ): Promise<ThreadTuning | null> {
+    const { config, logger } = this.deps;
+    const { plan, hardware, header, llama } = prepared;
+    if (config.runtime.threads !== "auto" || !config.runtime.autotune || plan.threads <= 1) return null;
+    const tuning = await tuneThreads({
+      logger: logger.child({ component: "thread-tuner" }),
+      stateDir: config.state.dir,
+      key: [
+        hardware.arch,
+        hardware.cpu.model,
+        hardware.cpu.physicalCores,
+        basename(prepared.modelPath),
+        header.fileBytes,
+        plan.contextSize,
+      ].join("|"),
+      maxThreads: plan.threads,
+      setThreads: (threads) => {
+        llama.maxThreads = threads;
+      },
+      measure: () => engine.measureGeneration(32, signal),
+    });
+    logger.info({ threads: tuning.threads, source: tuning.source, trials: tuning.trials }, "threads tuned");
+    return tuning;
+  }
+
+  /** Requests are drained first (serving stops before the model): disposing under a generation hangs it. */
+  async stop(): Promise<void> {
+    this.loaded = false;
+    await this.engine?.stop();
+    await this.prepared?.llama.dispose();
+    this.engine = undefined;
+  }
+}
