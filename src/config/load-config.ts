@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import convict from "convict";
+import indexToPosition from "index-to-position";
 import { EdgeError } from "../errors.js";
 import { didYouMean } from "../util/closest-name.js";
 import type { AppConfig } from "./app-config.js";
@@ -20,6 +21,10 @@ export interface LoadedConfig {
   config: AppConfig;
   /** The file that was read, or null when only defaults, environment and flags apply. */
   configPath: string | null;
+  /** Keys given a value by the file, the environment or a flag (the rest are defaults). */
+  setKeys: ReadonlySet<string>;
+  /** Not errors, but likely mistakes: e.g. a TINYLLAMA_EDGE_ variable that names no key. */
+  warnings: string[];
 }
 
 interface SchemaLeaf {
@@ -65,6 +70,7 @@ function withEnvAndArgs(node: object, prefix = ""): Record<string, unknown> {
 interface SplitArgs {
   configPath: string | undefined;
   settingArgs: string[];
+  settingKeys: string[];
   problems: string[];
 }
 
@@ -97,19 +103,64 @@ function splitArgs(argv: string[], knownKeys: Set<string>): SplitArgs {
     else problems.push(`unknown option --${name}${didYouMean(name, [...knownKeys], (key) => `--${key}`)}`);
   }
   const settingArgs = [...settings].map(([name, value]) => `--${name}=${value}`);
-  return { configPath, settingArgs, problems };
+  return { configPath, settingArgs, settingKeys: [...settings.keys()], problems };
+}
+
+/** "at position 41" in JSON.parse's message, as line and column, so the mistake can be found. */
+function describeJsonError(path: string, text: string, err: Error): string {
+  const position = /at position (\d+)/.exec(err.message);
+  const reason = err.message
+    .replace(/\s*in JSON at position \d+.*$/s, "")
+    .replace(/\s*\(line \d+ column \d+\)/, "");
+  if (!position) return `${path}: not valid JSON: ${reason}`;
+  const { line, column } = indexToPosition(text, Number(position[1]), { oneBased: true });
+  return `${path}:${line}:${column}: not valid JSON: ${reason}`;
 }
 
 function readConfigFile(path: string): { value?: object; problem?: string } {
+  let text: string;
   try {
-    const parsed: unknown = JSON.parse(readFileSync(path, "utf8"));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      return { problem: `${path}: the file must hold a JSON object` };
-    }
-    return { value: parsed };
+    text = readFileSync(path, "utf8");
   } catch (err) {
-    return { problem: `${path}: ${(err as Error).message}` };
+    return { problem: `${path}: cannot be read: ${(err as Error).message}` };
   }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { problem: describeJsonError(path, text, err as Error) };
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return { problem: `${path}: the file must hold a JSON object` };
+  }
+  return { value: parsed };
+}
+
+/** Dotted keys of every value in a config file object (`{mqtt: {url}}` → `mqtt.url`). */
+function fileKeys(value: object, prefix = ""): string[] {
+  return Object.entries(value).flatMap(([name, child]) => {
+    const key = prefix ? `${prefix}.${name}` : name;
+    return typeof child === "object" && child !== null && !Array.isArray(child)
+      ? fileKeys(child, key)
+      : [key];
+  });
+}
+
+/** convict's "configuration param 'x' not declared in the schema", in plain words with the closest key. */
+function explainProblem(problem: string, keys: string[], configPath: string | null): string {
+  const unknown = /^configuration param '(.+)' not declared in the schema$/.exec(problem);
+  if (!unknown) return problem;
+  const key = unknown[1]!;
+  const where = configPath ? ` in ${configPath}` : "";
+  return `${key}${where} is not a setting of tinyllama-edge${didYouMean(key, keys)} (every key: docs/configuration.md)`;
+}
+
+/** TINYLLAMA_EDGE_ variables that name no key are ignored by convict: say so, with the closest name. */
+function unknownEnvWarnings(env: NodeJS.ProcessEnv, leaves: Array<[string, SchemaLeaf]>): string[] {
+  const known = [`${ENV_PREFIX}CONFIG`, ...leaves.map(([key]) => envNameOf(key))];
+  return Object.keys(env)
+    .filter((name) => name.startsWith(ENV_PREFIX) && !known.includes(name))
+    .map((name) => `${name} is not a configuration variable and is ignored${didYouMean(name, known)}`);
 }
 
 /**
@@ -119,11 +170,10 @@ function readConfigFile(path: string): { value?: object; problem?: string } {
 export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   registerConfigFormats();
   const leaves = schemaLeaves();
-  const {
-    configPath: flagPath,
-    settingArgs,
-    problems,
-  } = splitArgs(options.argv, new Set(leaves.map(([key]) => key)));
+  const keys = leaves.map(([key]) => key);
+  const { configPath: flagPath, settingArgs, settingKeys, problems } = splitArgs(options.argv, new Set(keys));
+  const setKeys = new Set<string>(settingKeys);
+  for (const key of keys) if (options.env[envNameOf(key)] !== undefined) setKeys.add(key);
   const explicitPath = flagPath ?? options.env[`${ENV_PREFIX}CONFIG`];
   const configPath =
     explicitPath ?? (existsSync(options.defaultConfigPath) ? options.defaultConfigPath : null);
@@ -138,20 +188,29 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
     } else {
       const file = readConfigFile(configPath);
       if (file.problem) problems.push(file.problem);
-      else config.load(file.value as object);
+      else {
+        config.load(file.value as object);
+        for (const key of fileKeys(file.value as object)) setKeys.add(key);
+      }
     }
   }
   try {
     config.validate({ allowed: "strict" });
   } catch (err) {
-    problems.push(...(err as Error).message.split("\n").filter((line) => line.length > 0));
+    const lines = (err as Error).message.split("\n").filter((line) => line.length > 0);
+    problems.push(...lines.map((line) => explainProblem(line, keys, configPath)));
   }
   if (problems.length > 0) {
     throw new EdgeError("config_invalid", `invalid configuration:\n  - ${problems.join("\n  - ")}`, {
       details: { problems },
     });
   }
-  return { config: config.getProperties(), configPath };
+  return {
+    config: config.getProperties(),
+    configPath,
+    setKeys,
+    warnings: unknownEnvWarnings(options.env, leaves),
+  };
 }
 
 /** A copy safe to log: sensitive values replaced. */
