@@ -1,8 +1,18 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  resolve: {
+    // The bench package imports the daemon as tinyllama-edge/...: tests run it on the sources.
+    alias: [
+      {
+        find: /^tinyllama-edge\/(.*)\.js$/,
+        replacement: fileURLToPath(new URL("./src/$1.ts", import.meta.url)),
+      },
+    ],
+  },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "packages/*/test/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -136,7 +136,7 @@ function percentile(sorted, p) {
 }
 
 async function defaultModelPath() {
-  const { ensureSyntheticModel } = await import("../dist/model/synthetic-models.js");
+  const { ensureSyntheticModel } = await import("../packages/bench/dist/model/synthetic-models.js");
   return ensureSyntheticModel(join(ROOT, ".cache", "test-models"), "tiny", "q8_0");
 }
 
@@ -204,7 +204,7 @@ async function main() {
   });
 
   try {
-    const { startBenchBroker } = await import("../dist/bench/bench-broker.js");
+    const { startBenchBroker } = await import("../packages/bench/dist/bench-broker.js");
     const broker = await startBenchBroker(options.broker);
     cleanups.push(() => broker.stop());
     const modelPath = options.modelPath || (await defaultModelPath());

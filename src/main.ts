@@ -13,17 +13,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import("./cli/detect.js")).detect,
   },
   pull: { summary: "download the planned model", load: async () => (await import("./cli/pull.js")).pull },
-  bench: {
-    summary: "measure the engine and the daemon",
-    load: async () => (await import("./cli/bench.js")).bench,
-  },
   ask: {
     summary: "send a prompt over MQTT and stream the answer",
     load: async () => (await import("./cli/ask.js")).ask,
-  },
-  "make-model": {
-    summary: "write a synthetic GGUF for tests and benchmarks",
-    load: async () => (await import("./cli/make-model.js")).makeModel,
   },
 };
 

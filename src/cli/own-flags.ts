@@ -14,6 +14,11 @@ export interface SplitOwnFlagsOptions {
   configKeys?: boolean;
 }
 
+/** The parsed own flags, named so the declaration output can refer to it. */
+export type OwnFlagValues<O extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: false }>
+>["values"];
+
 /**
  * Splits a command's own flags from configuration flags (`--mqtt.url x`), which go to loadConfig.
  * Positionals are returned too. A flag that is neither throws a UsageError naming the closest flag.
@@ -22,7 +27,7 @@ export function splitOwnFlags<O extends Options>(
   argv: string[],
   options: O,
   settings: SplitOwnFlagsOptions = {},
-) {
+): { values: OwnFlagValues<O>; configArgs: string[]; positionals: string[] } {
   const acceptsConfig = settings.configKeys ?? true;
   const configNames = acceptsConfig ? ["config", ...schemaLeaves().map(([key]) => key)] : [];
   const own: string[] = [];

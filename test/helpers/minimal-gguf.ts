@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { gguf, writeGgufFile } from "../../src/model/gguf-writer.js";
+import { gguf, writeGgufFile } from "../../packages/bench/src/model/gguf-writer.js";
 
 export interface MinimalGgufOptions {
   path: string;

@@ -1,5 +1,8 @@
 import { join } from "node:path";
-import { ensureSyntheticModel, syntheticModelFileName } from "../../src/model/synthetic-models.js";
+import {
+  ensureSyntheticModel,
+  syntheticModelFileName,
+} from "../../packages/bench/src/model/synthetic-models.js";
 
 /** Generated once per machine into the project's ignored cache; tests never download anything. */
 export const TEST_MODEL_CACHE = join(import.meta.dirname, "..", "..", ".cache", "test-models");

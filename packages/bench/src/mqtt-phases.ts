@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { RuntimeConfig } from "../config/app-config.js";
+import type { RuntimeConfig } from "tinyllama-edge/config/app-config.js";
 import { type BenchBroker, startBenchBroker } from "./bench-broker.js";
 import { BENCH_CONTEXT_SIZE, type BenchContext } from "./bench-context.js";
 import type { BenchPrompts } from "./bench-prompts.js";

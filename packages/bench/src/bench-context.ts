@@ -1,5 +1,5 @@
-import type { AppConfig } from "../config/app-config.js";
-import type { PreparedRuntime } from "../runtime/prepare-runtime.js";
+import type { AppConfig } from "tinyllama-edge/config/app-config.js";
+import type { PreparedRuntime } from "tinyllama-edge/runtime/prepare-runtime.js";
 import type { BenchPhase } from "./bench-progress.js";
 import type { BenchSizes } from "./bench-sizes.js";
 

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import type { Command } from "tinyllama-edge/cli/command.js";
 import type { GgufWriteProgress } from "../model/gguf-writer.js";
 import {
   SYNTHETIC_PRESET_NAMES,
@@ -8,7 +9,6 @@ import {
   type SyntheticQuantization,
   writeSyntheticModel,
 } from "../model/synthetic-models.js";
-import type { Command } from "./command.js";
 
 const USAGE = `Usage: make-model --preset tiny|tinyllama [--quant f32|q4_0|q8_0] --out PATH [--seed N]
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { median, spreadPercent, summarize } from "../../src/bench/stats.js";
+import { median, spreadPercent, summarize } from "../../src/stats.js";
 
 describe("bench statistics", () => {
   it("takes the middle value, or the mean of the two middle values", () => {

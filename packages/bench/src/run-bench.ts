@@ -1,11 +1,10 @@
 import { access, constants, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { AppConfig } from "../config/app-config.js";
-import { PACKAGE_ROOT } from "../config/config-path.js";
-import type { Logger } from "../logging/logger.js";
-import { ensureSyntheticModel } from "../model/synthetic-models.js";
-import { prepareRuntime } from "../runtime/prepare-runtime.js";
-import { packageVersion } from "../version.js";
+import type { AppConfig } from "tinyllama-edge/config/app-config.js";
+import { PACKAGE_ROOT } from "tinyllama-edge/config/config-path.js";
+import type { Logger } from "tinyllama-edge/logging/logger.js";
+import { prepareRuntime } from "tinyllama-edge/runtime/prepare-runtime.js";
+import { packageVersion } from "tinyllama-edge/version.js";
 import { BENCH_CONTEXT_SIZE, type BenchContext } from "./bench-context.js";
 import { type BenchOptions, SYNTHETIC_CHOICES } from "./bench-options.js";
 import { createBenchProgress } from "./bench-progress.js";
@@ -16,6 +15,7 @@ import { judgeGoals } from "./goals.js";
 import { inProcessSteps, measureInProcess } from "./in-process-phase.js";
 import { runLlamaBench } from "./llama-bench-anchor.js";
 import { machineInfo, nodeLlamaCppVersion } from "./machine-info.js";
+import { ensureSyntheticModel } from "./model/synthetic-models.js";
 import { measureOverMqtt, mqttSteps } from "./mqtt-phases.js";
 import { sweepCandidates } from "./thread-sweep.js";
 

@@ -1,11 +1,11 @@
-import { join } from "node:path";
+import { loadConfig } from "tinyllama-edge/config/load-config.js";
+import { createLogger } from "tinyllama-edge/logging/logger.js";
 import { describe, expect, it } from "vitest";
-import { formatBenchTable } from "../../src/bench/bench-table.js";
-import { runBench } from "../../src/bench/run-bench.js";
-import { loadConfig } from "../../src/config/load-config.js";
-import { createLogger } from "../../src/logging/logger.js";
+import { TEST_MODEL_CACHE } from "../../../../test/helpers/models.js";
+import { formatBenchTable } from "../../src/bench-table.js";
+import { runBench } from "../../src/run-bench.js";
 
-const CACHE = join(import.meta.dirname, "..", "..", ".cache", "test-models");
+const CACHE = TEST_MODEL_CACHE;
 const DIFFERENCES = new Set(["ms difference", "bytes difference"]);
 
 /** Measured on every machine with the built daemon; only the optional anchor may be n/a. */

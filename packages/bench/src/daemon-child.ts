@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { EdgeClient } from "../client/edge-client.js";
-import { PACKAGE_ROOT } from "../config/config-path.js";
+import type { EdgeClient } from "tinyllama-edge/client/edge-client.js";
+import { PACKAGE_ROOT } from "tinyllama-edge/config/config-path.js";
 
 /** The built daemon: what is deployed, not the sources (the bench compares exactly that). */
 export const BUILT_MAIN = join(PACKAGE_ROOT, "dist", "main.js");

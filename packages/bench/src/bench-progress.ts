@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { Logger } from "../logging/logger.js";
+import type { Logger } from "tinyllama-edge/logging/logger.js";
 
 /**
  * Progress over every step of the benchmark: one bar on a terminal, one log line per step otherwise.

@@ -1,11 +1,11 @@
 import { writeFile } from "node:fs/promises";
 import { pino } from "pino";
-import { BENCH_USAGE, parseBenchArgs } from "../bench/bench-options.js";
-import { formatBenchTable } from "../bench/bench-table.js";
-import { runBench } from "../bench/run-bench.js";
-import { createLogger } from "../logging/logger.js";
-import type { Command } from "./command.js";
-import { loadCommandConfig } from "./config-problems.js";
+import type { Command } from "tinyllama-edge/cli/command.js";
+import { loadCommandConfig } from "tinyllama-edge/cli/config-problems.js";
+import { createLogger } from "tinyllama-edge/logging/logger.js";
+import { BENCH_USAGE, parseBenchArgs } from "../bench-options.js";
+import { formatBenchTable } from "../bench-table.js";
+import { runBench } from "../run-bench.js";
 
 /**
  * `tinyllama-edge bench`: the in-process engine against the built daemon over MQTT, on the same

@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedBroker } from "../mqtt/embedded-broker.js";
-import { findMosquitto, waitForPort } from "../mqtt/mosquitto-binary.js";
-import { freePort } from "../util/free-port.js";
+import { EmbeddedBroker } from "tinyllama-edge/mqtt/embedded-broker.js";
+import { findMosquitto, waitForPort } from "tinyllama-edge/mqtt/mosquitto-binary.js";
+import { freePort } from "tinyllama-edge/util/free-port.js";
 
 /**
  * A private broker on a free port for the benchmark and the soak script, so they never meet a real

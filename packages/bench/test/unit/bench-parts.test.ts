@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { parseBenchArgs } from "../../src/bench/bench-options.js";
-import { alignColumns, formatValue } from "../../src/bench/bench-table.js";
-import { daemonArgs, summarizeDaemonLog } from "../../src/bench/daemon-child.js";
-import { deriveFigures, orderFigures } from "../../src/bench/derived-figures.js";
-import { fromSamples, measured, missing, ratio, spreadOf } from "../../src/bench/figures.js";
-import { judgeGoals, MB } from "../../src/bench/goals.js";
-import { llamaBenchArgs, parseLlamaBenchJson } from "../../src/bench/llama-bench-anchor.js";
-import { aggregateTokensPerSecond } from "../../src/bench/parallel-bench.js";
-import { parseProcStatus } from "../../src/bench/process-memory.js";
-import { sweepCandidates } from "../../src/bench/thread-sweep.js";
-import { rateOf } from "../../src/bench/timed-completion.js";
+import { parseBenchArgs } from "../../src/bench-options.js";
+import { alignColumns, formatValue } from "../../src/bench-table.js";
+import { daemonArgs, summarizeDaemonLog } from "../../src/daemon-child.js";
+import { deriveFigures, orderFigures } from "../../src/derived-figures.js";
+import { fromSamples, measured, missing, ratio, spreadOf } from "../../src/figures.js";
+import { judgeGoals, MB } from "../../src/goals.js";
+import { llamaBenchArgs, parseLlamaBenchJson } from "../../src/llama-bench-anchor.js";
+import { aggregateTokensPerSecond } from "../../src/parallel-bench.js";
+import { parseProcStatus } from "../../src/process-memory.js";
+import { sweepCandidates } from "../../src/thread-sweep.js";
+import { rateOf } from "../../src/timed-completion.js";
 
 const TG = { label: "tg", unit: "tokens/s" } as const;
 

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { HardwareProfile } from "../hardware/hardware-profile.js";
+import type { HardwareProfile } from "tinyllama-edge/hardware/hardware-profile.js";
 
 /** The machine a run was measured on: figures mean little without it. */
 export interface MachineInfo {

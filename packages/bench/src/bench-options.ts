@@ -1,5 +1,5 @@
-import { splitOwnFlags } from "../cli/own-flags.js";
-import type { SyntheticPreset, SyntheticQuantization } from "../model/synthetic-models.js";
+import { splitOwnFlags } from "tinyllama-edge/cli/own-flags.js";
+import type { SyntheticPreset, SyntheticQuantization } from "./model/synthetic-models.js";
 
 /** The synthetic models the bench can generate, by the name given to --synthetic. */
 export const SYNTHETIC_CHOICES: Readonly<

@@ -1,5 +1,5 @@
-import { EdgeClient, type RequestRun, type RequestTarget } from "../client/edge-client.js";
-import type { MqttConfig } from "../config/app-config.js";
+import { EdgeClient, type RequestRun, type RequestTarget } from "tinyllama-edge/client/edge-client.js";
+import type { MqttConfig } from "tinyllama-edge/config/app-config.js";
 import {
   type DaemonChild,
   type DaemonChildOptions,
