@@ -1,4 +1,6 @@
+import { Ask, PoolAsk } from "./components/ask.js";
 import { BrokerComponent } from "./components/broker.js";
+import { HttpApi } from "./components/http-api.js";
 import { Info } from "./components/info.js";
 import { Model } from "./components/model.js";
 import { MqttConnection } from "./components/mqtt-connection.js";
@@ -14,7 +16,7 @@ import type { Logger } from "./logging/logger.js";
 import { createTopics, nodeIdFromHostname, type Topics } from "./mqtt/topics.js";
 import { ServingStats } from "./serving/serving-stats.js";
 import { SdNotify } from "./supervision/sd-notify.js";
-import { packageVersion } from "./version.js";
+import { packageHomepage, packageVersion } from "./version.js";
 
 export interface DaemonDeps {
   config: AppConfig;
@@ -106,11 +108,19 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     version: packageVersion(),
     sensors,
     deviceModel: () => {
-      const { hardware } = model.runtime;
-      return `${model.fileName} on ${hardware.board ?? hardware.cpu.model}`;
+      const { header, plan } = model.runtime;
+      const quantization = header.quantization ?? plan.quantization;
+      return `${header.name ?? model.fileName} ${quantization}`;
     },
+    hardware: () => {
+      const { hardware } = model.runtime;
+      return hardware.board ?? hardware.cpu.model ?? undefined;
+    },
+    supportUrl: packageHomepage(),
+    askEntities: true,
     publish,
   });
+  const ask = new Ask({ config, logger, topics, service, publish });
   const sdNotify = new SdNotify({ env: deps.env, logger: logger.child({ component: "sd-notify" }) });
 
   /**
@@ -127,6 +137,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     status,
     requests,
     new Cancel({ topics, service }),
+    ask,
     model,
     new Info({ nodeId, topics, maxQueue: config.scheduler.maxQueue, model, publish }),
     sensors,
@@ -136,6 +147,8 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     new Metrics({ config, logger, health }),
     new Serving({ service, slots: () => model.sequences }),
     new Pool({ enabled: config.mqtt.pool.enabled, topics, service, broker }),
+    new PoolAsk({ enabled: config.mqtt.pool.enabled, topics, ask, broker }),
+    new HttpApi({ config, logger, service, model }),
     new Online({ logger, nodeId, status, sdNotify, publishHealthNow: () => health.publishNow() }),
   ];
   const lifecycle = new Lifecycle(components, {

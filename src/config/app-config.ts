@@ -86,5 +86,6 @@ export interface AppConfig {
   state: { dir: string };
   shutdown: { deadlineMs: number };
   thermal: ThermalConfig;
+  http: { enabled: boolean; host: string; port: number };
   metrics: { http: { port: number; host: string } };
 }

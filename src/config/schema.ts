@@ -303,6 +303,19 @@ export const configSchema = {
       default: 10,
     },
   },
+  http: {
+    enabled: {
+      doc: "Serve an Ollama-compatible HTTP API (/api/chat, /api/generate, /api/tags, /api/show, /api/ps, /api/version) on the same queue as MQTT, for Home Assistant's Ollama integration (Assist) and other Ollama clients.",
+      format: Boolean,
+      default: false,
+    },
+    host: {
+      doc: "Address the Ollama-compatible API listens on (0.0.0.0: every interface; it has no authentication).",
+      format: String,
+      default: "127.0.0.1",
+    },
+    port: { doc: "Port of the Ollama-compatible API.", format: "port", default: 11434 },
+  },
   metrics: {
     http: {
       port: {

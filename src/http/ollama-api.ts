@@ -3,6 +3,7 @@
  * contract, so Ollama clients (Home Assistant's Ollama integration, Open WebUI, Node-RED's Ollama
  * nodes, the `ollama` npm and Python libraries) use the node unchanged. Pure: no I/O here.
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { RequestLimitsConfig } from "../config/app-config.js";
 import type { EdgeError } from "../errors.js";
@@ -36,6 +37,11 @@ export function ollamaModelName(fileName: string): string {
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, "-");
   return `${stem || "model"}:latest`;
+}
+
+/** A stable id of a model file without reading it (hashing 600 MB on a Pi takes a while). */
+export function fileDigest(fileName: string, sizeBytes: number, modifiedAt: Date): string {
+  return createHash("sha256").update(`${fileName}\0${sizeBytes}\0${modifiedAt.toISOString()}`).digest("hex");
 }
 
 /** Clients may name the model with or without its `:latest` tag, or by its file name. */
