@@ -11,11 +11,11 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { resolveModelFile } from "../model/model-store.js";
 import { hostDetectionDeps } from "../runtime/host-detection.js";
 import { type DevicePlan, planForDevice } from "../runtime/plan-for-device.js";
+import { createProgressReporter } from "../util/progress.js";
 import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./exit-codes.js";
 import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
-import { createProgressReporter } from "./progress.js";
 
 const USAGE = `usage: tinyllama-edge pull [options]
 

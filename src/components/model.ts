@@ -1,11 +1,11 @@
 import { basename } from "node:path";
 import type { AppConfig } from "../config/app-config.js";
+import type { GenerationRequest } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import { type GenerateOptions, type GenerationOutcome, InferenceEngine } from "../inference/engine.js";
 import { type ThreadTuning, tuneThreads } from "../inference/thread-tuner.js";
 import type { Component } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
-import type { GenerationRequest } from "../mqtt/messages.js";
 import { type PreparedRuntime, prepareRuntime } from "../runtime/prepare-runtime.js";
 
 export interface ModelDeps {

@@ -1,6 +1,7 @@
+import type { NodeState } from "../core/node-state.js";
 import type { Component } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
-import { type NodeState, statusPayload } from "../mqtt/status.js";
+import { statusPayload } from "../mqtt/status.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 import { withDeadline } from "../util/deadline.js";

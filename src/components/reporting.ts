@@ -1,4 +1,5 @@
 import type { AppConfig } from "../config/app-config.js";
+import type { GenerationResult } from "../core/generation.js";
 import { createRootedFileReader } from "../hardware/rooted-file-reader.js";
 import { createCommandRunner } from "../hardware/run-command.js";
 import { HealthReporter, type ServingSnapshot } from "../health/health-reporter.js";
@@ -14,7 +15,6 @@ import { nodeHostFacts, SystemMetrics } from "../health/system-metrics.js";
 import { ThermalGuard, type ThermalStatus } from "../health/thermal-guard.js";
 import type { Component, TopicHandler } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
-import type { FinalResult } from "../mqtt/messages.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 import { withDeadline } from "../util/deadline.js";
@@ -231,12 +231,12 @@ export class Discovery implements Component {
   }
 
   /** The retained last answer (Home Assistant's "last answer" sensor), when enabled. */
-  answered(result: FinalResult): void {
+  answered(result: GenerationResult): void {
     if (!this.keepsLastAnswer) return;
     const payload = buildLastAnswerPayload({
       id: result.id,
       text: result.text,
-      finishReason: result.finish_reason,
+      finishReason: result.finishReason,
     });
     this.deps
       .publish(this.deps.topics.lastAnswer, JSON.stringify(payload), { qos: 1, retain: true })

@@ -1,7 +1,7 @@
 import type { AppConfig } from "../config/app-config.js";
+import type { GenerationResult } from "../core/generation.js";
 import type { Component, TopicHandler } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
-import type { FinalResult } from "../mqtt/messages.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 import { ConversationStore } from "../serving/conversation-store.js";
@@ -17,7 +17,7 @@ export interface RequestsDeps {
   modelName: () => string;
   publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
   connected: () => boolean;
-  events: { activityChanged(): void; answered(result: FinalResult): void };
+  events: { activityChanged(): void; answered(result: GenerationResult): void };
 }
 
 /**

@@ -2,8 +2,9 @@
  * The retained `<base>/<node>/health` topic: machine figures, serving counters and the thermal
  * state, every `intervalMs` and whenever the daemon's state changes (`publishNow`).
  */
+
+import type { NodeState } from "../core/node-state.js";
 import type { Logger } from "../logging/logger.js";
-import type { NodeState } from "../mqtt/status.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 import type { ServingStats } from "../serving/serving-stats.js";

@@ -5,8 +5,8 @@
  * topic, the Answer event entity reads the answer topic and the Cancel button publishes to ask/cancel.
  */
 import { createHash } from "node:crypto";
+import type { NodeState } from "../core/node-state.js";
 import type { Logger } from "../logging/logger.js";
-import type { NodeState } from "../mqtt/status.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 

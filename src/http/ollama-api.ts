@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { RequestLimitsConfig } from "../config/app-config.js";
+import type { GenerationResult } from "../core/generation.js";
 import type { EdgeError } from "../errors.js";
-import type { FinalResult } from "../mqtt/messages.js";
 
 /**
  * The Ollama API level this endpoint answers like; clients read /api/version to decide which
@@ -297,10 +297,16 @@ export function chunkLine(kind: ApiKind, model: string, text: string, now = new 
  * The last object of a stream (text empty: it was streamed) or the whole answer (stream false),
  * with Ollama's counters and durations from the result's usage and timings.
  */
-export function finalLine(kind: ApiKind, model: string, result: FinalResult, text: string, now = new Date()) {
+export function finalLine(
+  kind: ApiKind,
+  model: string,
+  result: GenerationResult,
+  text: string,
+  now = new Date(),
+) {
   const { timings, usage } = result;
-  const promptStart = timings.queue_ms;
-  const firstToken = timings.ttft_ms ?? timings.total_ms;
+  const promptStart = timings.queueMs;
+  const firstToken = timings.ttftMs ?? timings.totalMs;
   const head = { model, created_at: now.toISOString() };
   const body = kind === "chat" ? { message: { role: "assistant", content: text } } : { response: text };
   return {
@@ -308,13 +314,13 @@ export function finalLine(kind: ApiKind, model: string, result: FinalResult, tex
     ...body,
     done: true,
     // Ollama knows stop and length; a deadline ends an answer the way a length limit does.
-    done_reason: result.finish_reason === "length" || result.finish_reason === "timeout" ? "length" : "stop",
-    total_duration: ns(timings.total_ms),
+    done_reason: result.finishReason === "length" || result.finishReason === "timeout" ? "length" : "stop",
+    total_duration: ns(timings.totalMs),
     load_duration: 0,
-    prompt_eval_count: usage.prompt_tokens,
+    prompt_eval_count: usage.promptTokens,
     prompt_eval_duration: ns(firstToken - promptStart),
-    eval_count: usage.completion_tokens,
-    eval_duration: ns(timings.total_ms - firstToken),
+    eval_count: usage.completionTokens,
+    eval_duration: ns(timings.totalMs - firstToken),
   };
 }
 

@@ -7,9 +7,10 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RequestLimitsConfig } from "../config/app-config.js";
+import type { GenerationRequest, GenerationResult } from "../core/generation.js";
 import type { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import { createRequestValidator, type FinalResult, type GenerationRequest } from "../mqtt/messages.js";
+import { createRequestValidator } from "../mqtt/messages.js";
 import type { AnswerSink } from "../serving/request-service.js";
 import { closeServer, listenOn } from "../util/http-listener.js";
 import {
@@ -183,7 +184,7 @@ export class OllamaServer {
         if (!response.headersSent) response.writeHead(200, { "content-type": "application/x-ndjson" });
         response.write(`${JSON.stringify(chunkLine(kind, name, text))}\n`);
       },
-      final: (result: FinalResult) => {
+      final: (result: GenerationResult) => {
         settled = true;
         if (response.destroyed) return;
         if (call.stream) {

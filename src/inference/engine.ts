@@ -10,9 +10,9 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
+import type { GenerationRequest } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import type { GenerationRequest } from "../mqtt/messages.js";
 import { createFullBatchStrategy } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
 import { isSamplingFailure, LlamaInternals, VERIFIED_NODE_LLAMA_CPP } from "./llama-internals.js";

@@ -3,10 +3,10 @@ import { createReadStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createModelDownloader, type ModelDownloader } from "node-llama-cpp";
-import type { ProgressReporter } from "../cli/progress.js";
 import type { ModelConfig } from "../config/app-config.js";
 import { EdgeError, isEdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
+import type { ProgressReporter } from "../util/progress.js";
 import { checkGgufHeader } from "./gguf-check.js";
 
 /**

@@ -1,40 +1,11 @@
 import { z } from "zod";
 import type { RequestLimitsConfig } from "../config/app-config.js";
+import type { FinishReason, GenerationRequest, GenerationResult, RequestInput } from "../core/generation.js";
 import { EdgeError, type ErrorCode } from "../errors.js";
 import { jsonSchemaProblems } from "./json-schema-check.js";
 import { ID_PATTERN } from "./topics.js";
 
 /** Requests arrive as untrusted bytes: everything here is validated before the daemon acts on it. */
-
-export type ChatRole = "system" | "user" | "assistant";
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
-
-export type RequestInput =
-  | { kind: "chat"; messages: ChatMessage[] }
-  /** Plain completion of the text, no chat template. */
-  | { kind: "raw"; text: string };
-
-export interface GenerationRequest {
-  id: string;
-  input: RequestInput;
-  /** System prompt for chat input; null when the messages bring their own or raw is used. */
-  system: string | null;
-  stream: boolean;
-  maxTokens: number;
-  temperature: number;
-  topP: number | undefined;
-  topK: number | undefined;
-  minP: number | undefined;
-  seed: number | undefined;
-  stop: string[];
-  jsonSchema: Record<string, unknown> | undefined;
-  conversationId: string | undefined;
-  replyTo: string | undefined;
-  timeoutMs: number;
-}
 
 export type ParsedRequest =
   | { ok: true; request: GenerationRequest }
@@ -231,8 +202,6 @@ export function parseCancel(payload: Buffer): { ok: true; id: string } | { ok: f
   }
 }
 
-export type FinishReason = "stop" | "length" | "cancelled" | "timeout";
-
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
@@ -247,6 +216,7 @@ export interface Timings {
   tokens_per_second: number | null;
 }
 
+/** The final answer on the wire (docs/protocol.md). */
 export interface FinalResult {
   id: string;
   status: "ok";
@@ -272,6 +242,33 @@ export interface StreamChunk {
   id: string;
   seq: number;
   text: string;
+}
+
+/** A generation result as the MQTT final answer. */
+export function finalResult(result: GenerationResult): FinalResult {
+  const { usage, timings } = result;
+  const final: FinalResult = {
+    id: result.id,
+    status: "ok",
+    text: result.text,
+    finish_reason: result.finishReason,
+    usage: {
+      prompt_tokens: usage.promptTokens,
+      completion_tokens: usage.completionTokens,
+      prompt_tokens_evaluated: usage.promptTokensEvaluated,
+    },
+    timings: {
+      queue_ms: timings.queueMs,
+      ttft_ms: timings.ttftMs,
+      total_ms: timings.totalMs,
+      tokens_per_second: timings.tokensPerSecond,
+    },
+    model: result.model,
+    node: result.node,
+  };
+  if ("json" in result) final.json = result.json;
+  if (result.conversationId !== undefined) final.conversation_id = result.conversationId;
+  return final;
 }
 
 export function errorReply(id: string | null, error: EdgeError, node: string): ErrorReply {

@@ -1,6 +1,5 @@
 import type { Llama } from "node-llama-cpp";
 import { LlamaLogLevel } from "node-llama-cpp";
-import { createProgressReporter } from "../cli/progress.js";
 import type { AppConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
 import { type DetectHardwareDeps, detectCpu, detectHardware } from "../hardware/detect-hardware.js";
@@ -11,6 +10,7 @@ import { openLlama } from "../inference/open-llama.js";
 import type { Logger } from "../logging/logger.js";
 import { checkGgufHeader, type ModelHeaderFacts } from "../model/gguf-check.js";
 import { type ModelFileSource, resolveModelFile } from "../model/model-store.js";
+import { createProgressReporter } from "../util/progress.js";
 import { hostDetectionDeps } from "./host-detection.js";
 import { planForDevice } from "./plan-for-device.js";
 

@@ -1,4 +1,4 @@
-import type { ChatMessage } from "../mqtt/messages.js";
+import type { ChatMessage } from "../core/generation.js";
 
 export interface ConversationLimits {
   /** Conversations kept; the least recently used one is forgotten first. */

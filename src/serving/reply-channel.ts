@@ -1,6 +1,7 @@
+import type { GenerationResult } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import { type ErrorReply, errorReply, type FinalResult } from "../mqtt/messages.js";
+import { type ErrorReply, errorReply, type FinalResult, finalResult } from "../mqtt/messages.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 
 /** Resolves false when the message was not sent because it exceeds the broker's maximum packet size. */
@@ -47,8 +48,8 @@ export class ReplyChannel {
     });
   }
 
-  final(result: FinalResult): void {
-    this.settle(result, true);
+  final(result: GenerationResult): void {
+    this.settle(finalResult(result), true);
   }
 
   error(error: EdgeError): void {

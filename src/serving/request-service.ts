@@ -1,15 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { RequestLimitsConfig } from "../config/app-config.js";
+import type { FinishReason, GenerationRequest, GenerationResult } from "../core/generation.js";
 import { EdgeError, toEdgeError } from "../errors.js";
 import type { GenerateOptions, GenerationOutcome } from "../inference/engine.js";
 import type { Logger } from "../logging/logger.js";
-import {
-  createRequestParser,
-  type FinalResult,
-  type FinishReason,
-  type GenerationRequest,
-  parseCancel,
-} from "../mqtt/messages.js";
+import { createRequestParser, parseCancel } from "../mqtt/messages.js";
 import { topicMatches } from "../mqtt/topic-filter.js";
 import { isPublishableTopic, type Topics } from "../mqtt/topics.js";
 import type { IncomingMessage } from "../mqtt/transport.js";
@@ -42,7 +37,7 @@ export interface RequestServiceDeps {
   stats: ServingStats;
   conversations: ConversationStore;
   /** Told when requests start and end, and of every result (health, Home Assistant). */
-  events?: { activityChanged(): void; answered(result: FinalResult): void };
+  events?: { activityChanged(): void; answered(result: GenerationResult): void };
   /** File name of the served model, reported in every result. */
   modelName: () => string;
 }
@@ -56,7 +51,7 @@ export const MAX_CORRELATION_BYTES = 256;
 /** Where one request's answer goes, whatever the transport: chunks, then exactly one final or error. */
 export interface AnswerSink {
   chunk(text: string): void;
-  final(result: FinalResult): void;
+  final(result: GenerationResult): void;
   error(error: EdgeError): void;
 }
 
@@ -335,21 +330,20 @@ export class RequestService {
           ? ((outcome.completionTokens - 1) * 1000) / generationMs
           : null;
       const ttftMs = outcome.firstTokenAt === null ? null : outcome.firstTokenAt - job.receivedAt;
-      const result: FinalResult = {
+      const result: GenerationResult = {
         id: job.id,
-        status: "ok",
         text: outcome.text,
-        finish_reason: finishReason,
+        finishReason,
         usage: {
-          prompt_tokens: outcome.promptTokens,
-          completion_tokens: outcome.completionTokens,
-          prompt_tokens_evaluated: outcome.evaluatedPromptTokens,
+          promptTokens: outcome.promptTokens,
+          completionTokens: outcome.completionTokens,
+          promptTokensEvaluated: outcome.evaluatedPromptTokens,
         },
         timings: {
-          queue_ms: round(startedAt - job.receivedAt),
-          ttft_ms: ttftMs === null ? null : round(ttftMs),
-          total_ms: round(endedAt - job.receivedAt),
-          tokens_per_second: tokensPerSecond === null ? null : round(tokensPerSecond),
+          queueMs: round(startedAt - job.receivedAt),
+          ttftMs: ttftMs === null ? null : round(ttftMs),
+          totalMs: round(endedAt - job.receivedAt),
+          tokensPerSecond: tokensPerSecond === null ? null : round(tokensPerSecond),
         },
         model: this.deps.modelName(),
         node: this.deps.topics.nodeId,
@@ -366,8 +360,8 @@ export class RequestService {
         {
           finishReason,
           completionTokens: outcome.completionTokens,
-          ttftMs: result.timings.ttft_ms,
-          tps: result.timings.tokens_per_second,
+          ttftMs: result.timings.ttftMs,
+          tps: result.timings.tokensPerSecond,
         },
         "request answered",
       );

@@ -1,8 +1,8 @@
 import type { Llama } from "node-llama-cpp";
 import { pino } from "pino";
+import type { GenerationRequest } from "../../src/core/generation.js";
 import { type EngineSettings, InferenceEngine } from "../../src/inference/engine.js";
 import type { Logger } from "../../src/logging/logger.js";
-import type { GenerationRequest } from "../../src/mqtt/messages.js";
 import { TINY_MODEL_PATH } from "./models.js";
 
 /** The inference engine on the tiny generated model, one thread, started; `settings` override. */

@@ -4,11 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  createLogProgressReporter,
-  LOG_PROGRESS_INTERVAL_MS,
-  type ProgressReporter,
-} from "../../src/cli/progress.js";
 import { pull } from "../../src/cli/pull.js";
 import type { ModelConfig } from "../../src/config/app-config.js";
 import type { EdgeError } from "../../src/errors.js";
@@ -21,6 +16,11 @@ import {
   sha256OfFile,
 } from "../../src/model/model-store.js";
 import { freePort } from "../../src/util/free-port.js";
+import {
+  createLogProgressReporter,
+  LOG_PROGRESS_INTERVAL_MS,
+  type ProgressReporter,
+} from "../../src/util/progress.js";
 import { type MinimalGguf, writeMinimalGguf } from "../helpers/minimal-gguf.js";
 import { startTestFileServer, type TestFileServer } from "../helpers/model-store-server.js";
 

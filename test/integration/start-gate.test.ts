@@ -1,7 +1,7 @@
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { GenerationRequest } from "../../src/core/generation.js";
 import type { InferenceEngine } from "../../src/inference/engine.js";
-import type { GenerationRequest } from "../../src/mqtt/messages.js";
 import { generationRequest, startTinyEngine } from "../helpers/engine.js";
 
 function rawRequest(id: string, text: string, maxTokens: number): GenerationRequest {

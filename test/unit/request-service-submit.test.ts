@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
+import type { GenerationRequest, GenerationResult } from "../../src/core/generation.js";
 import type { EdgeError } from "../../src/errors.js";
 import type { GenerateOptions, GenerationOutcome } from "../../src/inference/engine.js";
-import type { FinalResult, GenerationRequest } from "../../src/mqtt/messages.js";
 import { createTopics } from "../../src/mqtt/topics.js";
 import { ConversationStore } from "../../src/serving/conversation-store.js";
 import { type AnswerSink, RequestService } from "../../src/serving/request-service.js";
@@ -47,7 +47,8 @@ function heldGenerator() {
 }
 
 function recordingSink() {
-  const events: Array<{ kind: "chunk" | "final" | "error"; value: string | FinalResult | EdgeError }> = [];
+  const events: Array<{ kind: "chunk" | "final" | "error"; value: string | GenerationResult | EdgeError }> =
+    [];
   const sink: AnswerSink = {
     chunk: (text) => events.push({ kind: "chunk", value: text }),
     final: (result) => events.push({ kind: "final", value: result }),
@@ -92,7 +93,7 @@ describe("RequestService.submit: requests that do not come from the JSON request
     generator.releases[0]!();
     await vi.waitFor(() => expect(events.some((e) => e.kind === "final")).toBe(true));
     expect(events.map((e) => e.kind)).toEqual(["chunk", "chunk", "final"]);
-    expect((events[2]!.value as FinalResult).text).toBe("ab");
+    expect((events[2]!.value as GenerationResult).text).toBe("ab");
     expect(stats.requests).toBe(1);
   });
 
@@ -126,7 +127,7 @@ describe("RequestService.submit: requests that do not come from the JSON request
     await vi.waitFor(() => expect(generator.releases.length === 1).toBe(true));
     expect(requests.cancel("c1")).toBe(true);
     await vi.waitFor(() => expect(events.some((e) => e.kind === "final")).toBe(true));
-    expect((events.at(-1)!.value as FinalResult).finish_reason).toBe("cancelled");
+    expect((events.at(-1)!.value as GenerationResult).finishReason).toBe("cancelled");
     expect(requests.cancel("c1")).toBe(false);
   });
 

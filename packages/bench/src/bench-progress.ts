@@ -3,7 +3,7 @@ import type { Logger } from "tinyllama-edge/logging/logger.js";
 
 /**
  * Progress over every step of the benchmark: one bar on a terminal, one log line per step otherwise.
- * (The download reporter of cli/progress.ts counts megabytes; these are steps.)
+ * (The download reporter of util/progress.ts counts megabytes; these are steps.)
  */
 export interface BenchProgress {
   /** Starts a phase of `steps` steps; `finish` jumps to its end even when it stopped early. */
