@@ -171,6 +171,40 @@ describe("the Ollama-compatible API", () => {
     expect(done).toBe(1);
   });
 
+  it("takes the chat call Home Assistant's Ollama integration makes", async () => {
+    // homeassistant/components/ollama/entity.py: list() and ps() every 30 s, then chat() with a
+    // system prompt, keep_alive -1, options {num_ctx: 8192}, think as configured, streamed.
+    const response = await fetch(`${host}/api/chat`, {
+      method: "POST",
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [
+          { role: "system", content: "You are a voice assistant for Home Assistant." },
+          { role: "user", content: "Is the kitchen light on?" },
+        ],
+        stream: true,
+        keep_alive: -1,
+        options: { num_ctx: 8192, num_predict: 6 },
+        think: false,
+      }),
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/x-ndjson");
+    const lines = (await response.text())
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { done: boolean; message: { role: string; content: string } });
+    expect(lines.at(-1)!.done).toBe(true);
+    expect(lines.every((line) => line.message.role === "assistant")).toBe(true);
+    const withDuration = await client.chat({
+      model: MODEL,
+      messages: [{ role: "user", content: "hi" }],
+      keep_alive: "300s",
+      options: { num_predict: 2 },
+    });
+    expect(withDuration.done).toBe(true);
+  });
+
   it("format as a JSON schema constrains the answer through the grammar path", async () => {
     const answer = await client.chat({
       model: MODEL,
