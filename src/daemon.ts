@@ -24,6 +24,8 @@ export interface DaemonDeps {
   env: NodeJS.ProcessEnv;
   hostname: string;
   interactive: boolean;
+  /** Keys a config source set (LoadedConfig.setKeys); none by default. */
+  configuredKeys?: ReadonlySet<string>;
 }
 
 export interface Daemon {
@@ -47,7 +49,12 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   const router = new TopicRouter(logger.child({ component: "router" }));
   const stats = new ServingStats();
 
-  const broker = new BrokerComponent({ config, logger });
+  const broker = new BrokerComponent({
+    config,
+    logger,
+    env: deps.env,
+    configuredKeys: deps.configuredKeys ?? new Set(),
+  });
   const mqtt = new MqttConnection({
     config,
     logger,
@@ -159,11 +166,25 @@ export function createDaemon(deps: DaemonDeps): Daemon {
   let stopping: Promise<void> | undefined;
 
   async function start(signal: AbortSignal): Promise<void> {
+    const inner = new AbortController();
+    const forward = () => inner.abort(signal.reason);
+    if (signal.aborted) forward();
+    signal.addEventListener("abort", forward, { once: true });
+    // The model loads beside the broker connection: a broker down at boot does not hold it up, and a
+    // model that cannot load fails the start at once instead of after the broker has been reached.
+    const loading = model.beginLoading(inner.signal);
+    const started = lifecycle.start(inner.signal);
     try {
-      await lifecycle.start(signal);
+      await Promise.race([started, loading.then(() => started)]);
     } catch (err) {
+      inner.abort();
+      await started.catch(() => {});
       await stop();
+      // The model may have failed before its component started, so the lifecycle does not stop it.
+      await model.stop();
       throw err;
+    } finally {
+      signal.removeEventListener("abort", forward);
     }
   }
 

@@ -40,7 +40,7 @@ export const start: Command = async (ctx) => {
   }
   const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
-  const { config, configPath } = loaded;
+  const { config, configPath, setKeys } = loaded;
   const pretty = config.log.pretty === "always" || (config.log.pretty === "auto" && ctx.interactive);
   const logger = createLogger({ level: config.log.level, pretty });
   logger.info({ version: packageVersion(), configPath }, "starting tinyllama-edge");
@@ -58,6 +58,7 @@ export const start: Command = async (ctx) => {
     env: ctx.env,
     hostname: hostname(),
     interactive: ctx.interactive,
+    configuredKeys: setKeys,
   });
   const stopRequested = new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();

@@ -10,14 +10,43 @@ export interface BrokerChoice {
   readonly embedded: boolean;
 }
 
+export interface EmbeddedBrokerRuleInput {
+  config: AppConfig;
+  env: NodeJS.ProcessEnv;
+  /** Whether a config file, the environment or a flag gave mqtt.url (even the default value). */
+  urlConfigured: boolean;
+}
+
+/**
+ * Whether an embedded broker may stand in for a missing one: only for the quick start in a checkout.
+ * An installed node (NODE_ENV=production) or one told its broker waits and reconnects instead, so it
+ * never takes port 1883 from a Mosquitto that starts later and Home Assistant never misses it.
+ */
+export function mayEmbedBroker({ config, env, urlConfigured }: EmbeddedBrokerRuleInput): boolean {
+  return (
+    config.mqtt.embeddedBroker === "auto" &&
+    config.mqtt.url === DEFAULT_BROKER_URL &&
+    !urlConfigured &&
+    env.NODE_ENV !== "production"
+  );
+}
+
+export interface BrokerComponentDeps {
+  config: AppConfig;
+  logger: Logger;
+  env: NodeJS.ProcessEnv;
+  /** Keys set by a config source (file, environment, flags); mqtt.url among them rules out the embedded broker. */
+  configuredKeys: ReadonlySet<string>;
+}
+
 /** The configured broker, or an embedded one for the zero-setup quick start. */
 export class BrokerComponent implements Component, BrokerChoice {
   readonly name = "broker";
-  private readonly deps: { config: AppConfig; logger: Logger };
+  private readonly deps: BrokerComponentDeps;
   private broker: EmbeddedBroker | undefined;
   private chosen: { url: string; embedded: boolean } | undefined;
 
-  constructor(deps: { config: AppConfig; logger: Logger }) {
+  constructor(deps: BrokerComponentDeps) {
     this.deps = deps;
   }
 
@@ -35,10 +64,10 @@ export class BrokerComponent implements Component, BrokerChoice {
   }
 
   async start(): Promise<void> {
-    const { mqtt } = this.deps.config;
+    const { config, env, configuredKeys } = this.deps;
+    const { mqtt } = config;
     if (
-      mqtt.url !== DEFAULT_BROKER_URL ||
-      mqtt.embeddedBroker === "never" ||
+      !mayEmbedBroker({ config, env, urlConfigured: configuredKeys.has("mqtt.url") }) ||
       (await isPortListening("127.0.0.1", 1883))
     ) {
       this.chosen = { url: mqtt.url, embedded: false };

@@ -22,6 +22,8 @@ export class Model implements Component {
   private prepared: PreparedRuntime | undefined;
   private engine: InferenceEngine | undefined;
   private loaded = false;
+  private loading: Promise<void> | undefined;
+  private disposed = false;
   private tuning: ThreadTuning | null = null;
 
   constructor(deps: ModelDeps) {
@@ -60,7 +62,20 @@ export class Model implements Component {
     return this.engine.generate(request, options);
   }
 
+  /**
+   * Starts loading (plan, file, engine, thread tuning) unless it has begun; the daemon begins it
+   * before the broker is reached, so a broker that is down at boot does not hold the model up.
+   */
+  beginLoading(signal: AbortSignal): Promise<void> {
+    this.loading ??= this.load(signal);
+    return this.loading;
+  }
+
   async start(signal: AbortSignal): Promise<void> {
+    await this.beginLoading(signal);
+  }
+
+  private async load(signal: AbortSignal): Promise<void> {
     const { config, logger } = this.deps;
     this.prepared = await prepareRuntime({
       config,
@@ -123,8 +138,13 @@ export class Model implements Component {
   /** Requests are drained first (serving stops before the model): disposing under a generation hangs it. */
   async stop(): Promise<void> {
     this.loaded = false;
+    // A load still under way finishes (or fails) before anything is disposed under it.
+    await this.loading?.catch(() => {});
     await this.engine?.stop();
-    await this.prepared?.llama.dispose();
     this.engine = undefined;
+    if (this.prepared && !this.disposed) {
+      this.disposed = true;
+      await this.prepared.llama.dispose();
+    }
   }
 }

@@ -37,7 +37,8 @@ export class Requests implements Component {
       topics,
       limits: config.requests,
       maxQueue: config.scheduler.maxQueue,
-      replyTopicAllow: config.mqtt.replyTopicAllow,
+      // Replies stay under the node's own base topic unless the owner widens the list.
+      replyTopicAllow: [`${config.mqtt.baseTopic}/#`, ...config.mqtt.replyTopicAllow],
       fairness: config.scheduler.fairness,
       ratePerMinute: config.scheduler.ratePerMinute,
       slots: 0,

@@ -83,15 +83,20 @@ export function registerConfigFormats(): void {
     },
     "topic-filter-list": {
       validate(value: unknown) {
-        if (!Array.isArray(value) || value.length === 0)
-          throw new Error("must be a non-empty list of topic filters");
+        if (!Array.isArray(value)) throw new Error("must be a list of topic filters");
         for (const filter of value) {
           if (typeof filter !== "string" || !isValidTopicFilter(filter)) {
             throw new Error(`${JSON.stringify(filter)} is not a valid MQTT topic filter`);
           }
         }
       },
-      coerce: (value: unknown) => (typeof value === "string" ? value.split(",").map((f) => f.trim()) : value),
+      coerce: (value: unknown) =>
+        typeof value === "string"
+          ? value
+              .split(",")
+              .map((f) => f.trim())
+              .filter((f) => f !== "")
+          : value,
     },
     "positive-int": {
       validate(value: unknown) {

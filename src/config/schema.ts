@@ -6,7 +6,7 @@
 export const configSchema = {
   mqtt: {
     url: {
-      doc: "Broker URL (mqtt://, mqtts://, ws://, wss://). Left at the default with nothing listening on localhost:1883, the daemon starts an embedded broker on 127.0.0.1.",
+      doc: "Broker URL (mqtt://, mqtts://, ws://, wss://). The daemon waits and reconnects until the broker answers; only when no config source sets it (a checkout, not NODE_ENV=production) and nothing listens on localhost:1883 does it start an embedded broker (mqtt.embeddedBroker).",
       format: "mqtt-url",
       default: "mqtt://localhost:1883",
     },
@@ -42,9 +42,9 @@ export const configSchema = {
       default: 0,
     },
     replyTopicAllow: {
-      doc: "Topic filters a request's reply_to / Response Topic must match. $-topics, wildcards, Home Assistant discovery and the daemons' own status/info/health/request/cancel topics are refused whatever this says.",
+      doc: 'Topic filters a request\'s reply_to / Response Topic may match besides <base>/# (always allowed), e.g. ["home/llm/#"]; ["#"] allows any topic. $-topics, wildcards, Home Assistant discovery and the daemons\' own status/info/health/request/cancel topics are refused whatever this says.',
       format: "topic-filter-list",
-      default: ["#"],
+      default: [],
     },
     sessionExpirySeconds: {
       doc: "A persistent session the broker keeps this long while the daemon is away, so QoS 1 requests sent during a restart are delivered when it is back (3.1.1: kept until the broker drops it). 0: a clean session on every connect.",
@@ -52,7 +52,7 @@ export const configSchema = {
       default: 3600,
     },
     embeddedBroker: {
-      doc: '"auto": start an embedded broker on 127.0.0.1 when mqtt.url is the default and nothing listens there. "never": always use the configured broker.',
+      doc: '"auto": in a checkout, when no config source sets mqtt.url and nothing listens on localhost:1883, start an embedded broker on 127.0.0.1 (never under NODE_ENV=production: an installed node waits and reconnects). "never": always use the configured broker.',
       format: ["auto", "never"],
       default: "auto",
     },

@@ -70,6 +70,9 @@ export function startTinyDaemon(brokerUrl: string, nodeId: string, extra: string
     "1",
     "--homeassistant.enabled",
     "false",
+    // These tests answer to topics of their own; the default (<base>/# only) has its own test.
+    "--mqtt.replyTopicAllow",
+    "#",
     ...extra,
   ]);
 }

@@ -24,6 +24,8 @@ export interface TestBrokerOptions {
   persistence?: boolean;
   /** Mosquitto's max_packet_size: larger packets cost the sender its connection (MQTT 5 CONNACK announces it). */
   maxPacketSize?: number;
+  /** A port chosen beforehand (e.g. one a daemon was told before any broker listened); free by default. */
+  port?: number;
 }
 
 /** The installed mosquitto binary, or null (tests that need it are skipped then). */
@@ -31,7 +33,7 @@ export const mosquittoPath = findMosquitto;
 
 /** A broker of the test's own on a free port: mosquitto where installed, the embedded aedes otherwise. */
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const binary = mosquittoPath();
   if (!binary) {
     const broker = new EmbeddedBroker();
