@@ -64,13 +64,11 @@ describe("help on every command", () => {
     ["pull", "--help"],
     ["detect", "-h"],
     ["ask", "--help"],
-    ["bench", "--help"],
-    ["make-model", "--help"],
   ] as const) {
     it(`${command} ${flag}`, async () => {
       const run = await cli([command, flag]);
       expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toMatch(new RegExp(`usage: (tinyllama-edge )?${command}|Usage: ${command}`, "i"));
+      expect(run.stdout).toMatch(new RegExp(`usage: tinyllama-edge ${command}`));
     });
   }
 });
