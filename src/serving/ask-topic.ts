@@ -6,14 +6,10 @@
  */
 import { randomBytes } from "node:crypto";
 import type { RequestLimitsConfig } from "../config/app-config.js";
+import type { GenerationRequest } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import {
-  createRequestValidator,
-  type FinalResult,
-  type GenerationRequest,
-  type Usage,
-} from "../mqtt/messages.js";
+import { createRequestValidator, type FinalResult, finalResult, type Usage } from "../mqtt/messages.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { IncomingMessage, PublishOptions } from "../mqtt/transport.js";
 import type { AnswerSink } from "./request-service.js";
@@ -95,17 +91,19 @@ export class AskTopic {
       validated.request,
       {
         chunk: () => undefined,
-        final: (result) =>
+        final: (result) => {
+          const wire = finalResult(result);
           settle({
             event_type: "answer",
             id,
             prompt,
-            text: result.text,
-            finish_reason: result.finish_reason,
-            usage: result.usage,
-            timings: result.timings,
+            text: wire.text,
+            finish_reason: wire.finish_reason,
+            usage: wire.usage,
+            timings: wire.timings,
             node,
-          }),
+          });
+        },
         error: (error) => settle(errorEvent(id, prompt, error, node)),
       },
       // All asks take one fairness turn together: they carry no sender identity.
