@@ -97,11 +97,20 @@ export class Model implements Component {
         batchSize: plan.batchSize,
         useMmap: plan.useMmap,
         batching: config.runtime.batching,
+        promptState: config.promptState.enabled
+          ? {
+              stateDir: config.state.dir,
+              minTokens: config.promptState.minTokens,
+              maxEntries: config.promptState.maxEntries,
+              maxBytes: config.promptState.maxMegabytes * 1024 * 1024,
+            }
+          : undefined,
       },
       nativeErrors,
     });
     await this.engine.start();
     this.tuning = await this.maybeTuneThreads(this.prepared, this.engine, signal);
+    await this.warmPrompts(this.engine);
     this.loaded = true;
   }
 
@@ -133,6 +142,17 @@ export class Model implements Component {
     });
     logger.info({ threads: tuning.threads, source: tuning.source, trials: tuning.trials }, "threads tuned");
     return tuning;
+  }
+
+  /** Saved prompt states into free sequences, then the configured system prompt: before going online. */
+  private async warmPrompts(engine: InferenceEngine): Promise<void> {
+    const { config, logger } = this.deps;
+    if (!config.promptState.enabled) return;
+    const loaded = await engine.restorePromptStates();
+    const warmed = config.promptState.warmSystemPrompt
+      ? await engine.warmSystemPrompt(config.requests.systemPrompt)
+      : 0;
+    if (loaded > 0 || warmed > 0) logger.info({ loaded, warmedTokens: warmed }, "prompt states ready");
   }
 
   /** Requests are drained first (serving stops before the model): disposing under a generation hangs it. */

@@ -64,6 +64,14 @@ export interface ThermalConfig {
   checkSeconds: number;
 }
 
+export interface PromptStateConfig {
+  enabled: boolean;
+  minTokens: number;
+  maxEntries: number;
+  maxMegabytes: number;
+  warmSystemPrompt: boolean;
+}
+
 export interface AppConfig {
   mqtt: MqttConfig;
   node: { id: string };
@@ -84,6 +92,7 @@ export interface AppConfig {
     pretty: "auto" | "always" | "never";
   };
   state: { dir: string };
+  promptState: PromptStateConfig;
   shutdown: { deadlineMs: number };
   thermal: ThermalConfig;
   http: { enabled: boolean; host: string; port: number };

@@ -269,6 +269,33 @@ export const configSchema = {
       default: ".cache/state",
     },
   },
+  promptState: {
+    enabled: {
+      doc: "Keep the KV cache of often used prompt prefixes (long system prompts) in state.dir, and load it at start, so the first request after a restart does not evaluate them again.",
+      format: Boolean,
+      default: true,
+    },
+    minTokens: {
+      doc: "Shortest prefix worth keeping, in tokens (shorter ones evaluate in a blink).",
+      format: "positive-int",
+      default: 64,
+    },
+    maxEntries: {
+      doc: "Most prefixes kept on disk; the least used goes first.",
+      format: "non-negative-int",
+      default: 4,
+    },
+    maxMegabytes: {
+      doc: "Most disk space the kept prefixes take (TinyLlama: about 22 MB per 1,000 tokens).",
+      format: "positive-int",
+      default: 256,
+    },
+    warmSystemPrompt: {
+      doc: "At start, evaluate requests.systemPrompt (when it has minTokens or more) before going online, and keep it.",
+      format: Boolean,
+      default: true,
+    },
+  },
   shutdown: {
     deadlineMs: {
       doc: "Longest graceful shutdown before the process is forced to exit.",

@@ -16,6 +16,12 @@ import type { Logger } from "../logging/logger.js";
 import { createFullBatchStrategy } from "./batching.js";
 import { createChatWrapper } from "./chat-wrapper.js";
 import { isSamplingFailure, LlamaInternals, VERIFIED_NODE_LLAMA_CPP } from "./llama-internals.js";
+import {
+  PromptStates,
+  type PromptStatesSettings,
+  promptStateIdentity,
+  sharedPrefixLength,
+} from "./prompt-states.js";
 import { samplingTemperature } from "./sampling-temperature.js";
 import { StartGate } from "./start-gate.js";
 
@@ -34,6 +40,8 @@ export interface EngineSettings {
    * "off" never uses them. Default: the release they were checked against.
    */
   llamaInternals?: string;
+  /** Where and how much prompt state to keep across restarts; absent: none is kept. */
+  promptState?: PromptStatesSettings;
 }
 
 export interface GenerationOutcome {
@@ -80,6 +88,9 @@ export class InferenceEngine {
   private activeGenerations = 0;
   /** The native reason of the last failed token sampling (node-llama-cpp only says "Failed to sample"). */
   private lastSamplingFailure: string | undefined;
+  private promptStates: PromptStates | undefined;
+  /** The system part's tokens per system prompt text: rendered once, not per request. */
+  private readonly systemPrefixes = new Map<string, Token[]>();
 
   constructor(deps: EngineDeps) {
     this.logger = deps.logger;
@@ -151,6 +162,14 @@ export class InferenceEngine {
     }
     const { wrapper, source } = createChatWrapper(this.model);
     this.chatWrapper = wrapper;
+    if (settings.promptState) {
+      const identity = await promptStateIdentity(this.llama, this.model, this.context, settings.modelPath);
+      this.promptStates = new PromptStates(
+        this.logger.child({ part: "prompt-state" }),
+        settings.promptState,
+        identity,
+      );
+    }
     this.logger.info(
       {
         model: settings.modelPath,
@@ -196,6 +215,37 @@ export class InferenceEngine {
     }
   }
 
+  /**
+   * Loads the prompt states saved by earlier runs into free sequences (before the node goes online);
+   * returns how many were loaded.
+   */
+  async restorePromptStates(): Promise<number> {
+    if (!this.promptStates) return 0;
+    const sequences = [...this.freeSequences].sort((a, b) => this.idOf(a) - this.idOf(b));
+    return this.promptStates.restore(sequences);
+  }
+
+  /**
+   * Evaluates a system prompt's part of the chat on a free sequence, unless one holds it already
+   * (loaded from a saved state), and keeps its state; prefixes shorter than promptState.minTokens
+   * are left alone. Returns the tokens evaluated.
+   */
+  async warmSystemPrompt(system: string): Promise<number> {
+    const prefix = this.systemPrefixOf(system);
+    if (!this.promptStates || prefix.length < this.promptStates.minTokens) return 0;
+    const sequence = this.takeSequenceFor(prefix);
+    try {
+      const shared = sharedPrefixLength(sequence.contextTokens, prefix);
+      if (shared < sequence.contextTokens.length)
+        await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.contextTokens.length }]);
+      if (shared < prefix.length) await sequence.evaluateWithoutGeneratingNewTokens(prefix.slice(shared));
+      if (this.promptStates.used(prefix, true)) await this.promptStates.save(sequence, prefix);
+      return prefix.length - shared;
+    } finally {
+      this.freeSequences.push(sequence);
+    }
+  }
+
   /** The prompt of this request as tokens, rendered the way it will be evaluated. */
   promptTokensOf(request: GenerationRequest): Token[] {
     const model = this.requireModel();
@@ -220,11 +270,15 @@ export class InferenceEngine {
       );
     }
     const grammar = request.jsonSchema ? await this.grammarFor(request.jsonSchema) : undefined;
+    const prefix = this.keptPrefixOf(request, tokens);
+    const savePrefix = prefix !== null && this.promptStates?.used(prefix) === true;
     const sequence = this.takeSequenceFor(tokens);
     this.activeGenerations++;
     this.startGate?.starting(this.idOf(sequence));
     try {
-      return await this.generateOn(sequence, request, tokens.length, grammar, options);
+      const outcome = await this.generateOn(sequence, request, tokens.length, grammar, options);
+      if (savePrefix) await this.savePrefix(sequence, prefix);
+      return outcome;
     } catch (err) {
       // Stopped before the first token (a deadline of 1 ms, an early cancel): node-llama-cpp throws
       // the abort reason instead of returning; it is an ended request, not a failure.
@@ -242,6 +296,53 @@ export class InferenceEngine {
       this.activeGenerations--;
       this.freeSequences.push(sequence);
     }
+  }
+
+  /**
+   * Saves the sequence's state while it is still this request's: the running ones hold their next
+   * token (start gate) so the save gets the context lock at once. Once per prefix, never fails the request.
+   */
+  private async savePrefix(sequence: LlamaContextSequence, prefix: Token[]): Promise<void> {
+    const id = this.idOf(sequence);
+    this.startGate?.starting(id);
+    try {
+      await this.promptStates?.save(sequence, prefix);
+    } finally {
+      this.startGate?.ended(id);
+    }
+  }
+
+  /** The system part of a chat prompt when it is long enough to keep across restarts, else null. */
+  private keptPrefixOf(request: GenerationRequest, tokens: readonly Token[]): Token[] | null {
+    if (!this.promptStates || request.input.kind !== "chat") return null;
+    const first = request.input.messages[0];
+    const text = request.system ?? (first?.role === "system" ? first.content : null);
+    if (!text) return null;
+    const system = this.systemPrefixOf(text);
+    const length = sharedPrefixLength(system, tokens);
+    return length >= this.promptStates.minTokens ? system.slice(0, length) : null;
+  }
+
+  /**
+   * The tokens a chat with this system prompt starts with, whatever follows: the rendering of the
+   * system message alone and the one with a user turn after it, up to where they part.
+   */
+  private systemPrefixOf(system: string): Token[] {
+    const cached = this.systemPrefixes.get(system);
+    if (cached) return cached;
+    const render = (history: ChatHistoryItem[]) =>
+      this.requireChatWrapper()
+        .generateContextState({ chatHistory: [...history, { type: "model", response: [] }] })
+        .contextText.tokenize(this.requireModel().tokenizer);
+    const alone = render([{ type: "system", text: system }]);
+    const followed = render([
+      { type: "system", text: system },
+      { type: "user", text: "?" },
+    ]);
+    const prefix = alone.slice(0, sharedPrefixLength(alone, followed));
+    if (this.systemPrefixes.size >= 16) this.systemPrefixes.clear();
+    this.systemPrefixes.set(system, prefix);
+    return prefix;
   }
 
   /** node-llama-cpp's "Failed to sample next token" with llama.cpp's reason, which only the guard heard. */
@@ -386,16 +487,11 @@ export class InferenceEngine {
     this.startGate = undefined;
     this.internals = undefined;
     this.grammarCache.clear();
+    this.promptStates = undefined;
+    this.systemPrefixes.clear();
     await this.context?.dispose();
     await this.model?.dispose();
     this.context = undefined;
     this.model = undefined;
   }
-}
-
-function sharedPrefixLength(a: readonly Token[], b: readonly Token[]): number {
-  const limit = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < limit && a[i] === b[i]) i++;
-  return i;
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TINY_MODEL_PATH } from "./models.js";
 
@@ -19,7 +20,10 @@ export interface DaemonProcess {
 /** Runs the built daemon (`npm test` builds first) as a child process with the given flags. */
 export function startDaemonProcess(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build (npm test does)`);
-  const child = spawn(process.execPath, [BUILT_MAIN, "start", "--log.pretty", "never", ...args], {
+  // Each daemon has a state directory of its own (tuning results, prompt states) unless a test names one.
+  const stateDir = mkdtempSync(join(tmpdir(), "daemon-state-"));
+  const flags = ["--log.pretty", "never", "--state.dir", stateDir, ...args];
+  const child = spawn(process.execPath, [BUILT_MAIN, "start", ...flags], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "pipe", "pipe"],
