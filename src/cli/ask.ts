@@ -3,13 +3,16 @@ import { hostname } from "node:os";
 import { EdgeClient, type RequestTarget } from "../client/edge-client.js";
 import type { FinalResult } from "../mqtt/messages.js";
 import { nodeIdFromHostname } from "../mqtt/topics.js";
+import { chooseNode } from "./ask-target.js";
 import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { splitOwnFlags } from "./own-flags.js";
 
 const USAGE = `usage: tinyllama-edge ask [options] [--<config key> <value> ...] "prompt"
 
-  --pool              send to the pool (any node) instead of this node (node.id)
+  --pool              send to the pool (any node) instead of one node
+  --node.id ID        the node to ask (default: this machine's node if it is up, else the one
+                      node online; an offline or unknown node fails at once)
   --system TEXT       system prompt
   --schema FILE       constrain the answer to the JSON schema in FILE
   --max-tokens N      most tokens to generate
@@ -68,16 +71,27 @@ export const ask: Command = async (ctx) => {
   const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config } = loaded;
-  const nodeId = config.node.id || nodeIdFromHostname(hostname());
-  const target: RequestTarget = parsed.values.pool ? { kind: "pool" } : { kind: "node", nodeId };
+  const local = nodeIdFromHostname(hostname());
   let client: EdgeClient;
   try {
-    client = await EdgeClient.connect(config.mqtt, nodeId);
+    client = await EdgeClient.connect(config.mqtt, config.node.id || local);
   } catch (err) {
     process.stderr.write(
       `tinyllama-edge ask: cannot reach the broker at ${config.mqtt.url}: ${(err as Error).message}\n`,
     );
     return 1;
+  }
+  let target: RequestTarget = { kind: "pool" };
+  if (!parsed.values.pool) {
+    // The retained statuses say at once whether anyone can answer; waiting would only time out.
+    const chosen = chooseNode({ configured: config.node.id, local, states: await client.nodeStates() });
+    if (!chosen.ok) {
+      process.stderr.write(`tinyllama-edge ask: ${chosen.message}\n`);
+      await client.close();
+      return 1;
+    }
+    client.useNode(chosen.nodeId);
+    target = { kind: "node", nodeId: chosen.nodeId };
   }
   const id = client.newId();
   const cancelled = new AbortController();

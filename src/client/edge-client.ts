@@ -32,12 +32,14 @@ export interface SendOptions {
  */
 export class EdgeClient {
   private readonly client: MqttClient;
-  private readonly topics: Topics;
+  private topics: Topics;
+  private readonly config: MqttConfig;
   private readonly listeners = new Map<string, (topic: string, payload: Buffer) => void>();
 
-  private constructor(client: MqttClient, topics: Topics) {
+  private constructor(client: MqttClient, config: MqttConfig, nodeId: string) {
     this.client = client;
-    this.topics = topics;
+    this.config = config;
+    this.topics = EdgeClient.topicsFor(config, nodeId);
     client.on("message", (topic, payload) => {
       const base = topic.endsWith("/stream") ? topic.slice(0, -"/stream".length) : topic;
       this.listeners.get(base)?.(topic, payload);
@@ -53,13 +55,51 @@ export class EdgeClient {
       ...credentialOptions(config),
     };
     const client = await mqtt.connectAsync(url, options);
-    const topics = createTopics({
+    return new EdgeClient(client, config, nodeId);
+  }
+
+  private static topicsFor(config: MqttConfig, nodeId: string): Topics {
+    return createTopics({
       baseTopic: config.baseTopic,
       nodeId,
       poolGroup: config.pool.group,
       discoveryPrefix: "homeassistant",
     });
-    return new EdgeClient(client, topics);
+  }
+
+  /** Sends to another node from now on. */
+  useNode(nodeId: string): void {
+    this.topics = EdgeClient.topicsFor(this.config, nodeId);
+  }
+
+  /**
+   * Every node's retained status (node id → loading/online/offline), read from `<base>/+/status`.
+   * The broker sends retained messages right after the subscription is granted, so a short wait
+   * after that gathers them all.
+   */
+  async nodeStates(settleMs = 250): Promise<Map<string, string>> {
+    const filter = `${this.config.baseTopic}/+/status`;
+    const prefix = `${this.config.baseTopic}/`;
+    const states = new Map<string, string>();
+    const onMessage = (topic: string, payload: Buffer) => {
+      const node = topic.slice(prefix.length, -"/status".length);
+      if (!topic.startsWith(prefix) || !topic.endsWith("/status") || node.includes("/")) return;
+      try {
+        const state = (JSON.parse(payload.toString("utf8")) as { state?: unknown }).state;
+        if (typeof state === "string") states.set(node, state);
+      } catch {
+        // not a status payload
+      }
+    };
+    this.client.on("message", onMessage);
+    try {
+      await this.client.subscribeAsync(filter, { qos: 1 });
+      await new Promise((resolve) => setTimeout(resolve, settleMs));
+    } finally {
+      this.client.off("message", onMessage);
+      await this.client.unsubscribeAsync(filter).catch(() => undefined);
+    }
+    return states;
   }
 
   newId(): string {

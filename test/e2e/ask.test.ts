@@ -105,6 +105,36 @@ describe("tinyllama-edge ask", () => {
     expect((await runAsk([...flags, "--mqtt.url", "nope", "hi"])).code).toBe(2);
   });
 
+  it("fails in under a second for a node that is unknown or offline, naming the nodes online", async () => {
+    const started = performance.now();
+    const unknown = await runAsk(["--mqtt.url", broker.url, "--node.id", "no-such-node", "hi"]);
+    const elapsedMs = performance.now() - started;
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/node no-such-node is not known to the broker \(online: .*asknode/);
+    // The whole process, Node.js start-up included; before, it waited 150 s for an answer.
+    expect(elapsedMs).toBeLessThan(3000);
+    expect(unknown.stderr.trim().split("\n")).toHaveLength(1);
+
+    await probe.publish(
+      `tinyllama/gone/status`,
+      { state: "offline", ts: new Date().toISOString() },
+      { qos: 1, retain: true },
+    );
+    try {
+      const offline = await runAsk(["--mqtt.url", broker.url, "--node.id", "gone", "hi"]);
+      expect(offline.code).toBe(1);
+      expect(offline.stderr).toMatch(/node gone is offline \(online: .*asknode/);
+    } finally {
+      await probe.publish(`tinyllama/gone/status`, "", { qos: 1, retain: true });
+    }
+  });
+
+  it("asks the one node online when no node.id is given", async () => {
+    const run = await runAsk(["--mqtt.url", broker.url, "--json", "--max-tokens", "2", "hi"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ status: "ok", node: NODE });
+  });
+
   it("cancels on Ctrl-C and exits 130", async () => {
     const run = await runAsk(
       [...flags, "--max-tokens", "2000", "--temperature", "1", "tell me a long story"],

@@ -106,8 +106,8 @@ describe("pull and start resolve the same model file", () => {
         return;
       }
       expect(pulled.code, pulled.stderr).toBe(0);
-      expect(pulled.stdout.trim()).toBe(started);
-      expect(path.dirname(started)).toBe(modelDir);
+      expect(pulled.stdout.trim()).toBe(started!);
+      expect(path.dirname(started!)).toBe(modelDir);
     });
   }
 
