@@ -1,4 +1,4 @@
-import { Ask, PoolAsk } from "./components/ask.js";
+import { Ask } from "./components/ask.js";
 import { BrokerComponent } from "./components/broker.js";
 import { HttpApi } from "./components/http-api.js";
 import { Info } from "./components/info.js";
@@ -153,8 +153,13 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     discovery,
     new Metrics({ config, logger, health }),
     new Serving({ service, slots: () => model.sequences }),
-    new Pool({ enabled: config.mqtt.pool.enabled, topics, service, broker }),
-    new PoolAsk({ enabled: config.mqtt.pool.enabled, topics, ask, broker }),
+    new Pool({
+      enabled: config.mqtt.pool.enabled,
+      topics,
+      service,
+      ask: (m) => ask.asks.handleAsk(m),
+      broker,
+    }),
     new HttpApi({ config, logger, service, model }),
     new Online({ logger, nodeId, status, sdNotify, publishHealthNow: () => health.publishNow() }),
   ];

@@ -36,27 +36,3 @@ export class Ask implements Component {
     ];
   }
 }
-
-/**
- * The pool's shared ask topic, joined with the pool's request topic: only once this node serves, and
- * not on the embedded broker (no shared subscriptions).
- */
-export class PoolAsk implements Component {
-  readonly name = "pool-ask";
-  private readonly deps: {
-    enabled: boolean;
-    topics: Topics;
-    ask: Ask;
-    broker: { readonly embedded: boolean };
-  };
-
-  constructor(deps: PoolAsk["deps"]) {
-    this.deps = deps;
-  }
-
-  get topics(): readonly TopicHandler[] {
-    const { enabled, broker, topics, ask } = this.deps;
-    if (!enabled || broker.embedded) return [];
-    return [{ filter: topics.poolAskShared, qos: 1, handle: (m) => ask.asks.handleAsk(m) }];
-  }
-}

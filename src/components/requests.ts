@@ -3,7 +3,7 @@ import type { GenerationResult } from "../core/generation.js";
 import type { Component, TopicHandler } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
 import type { Topics } from "../mqtt/topics.js";
-import type { PublishOptions } from "../mqtt/transport.js";
+import type { IncomingMessage, PublishOptions } from "../mqtt/transport.js";
 import { ConversationStore } from "../serving/conversation-store.js";
 import { type Generator, RequestService } from "../serving/request-service.js";
 import type { ServingStats } from "../serving/serving-stats.js";
@@ -98,8 +98,9 @@ export class Serving implements Component {
 }
 
 /**
- * The pool's shared request topic and its cancel topic, joined only once this node serves (until
- * then the other nodes take its share). Not on the embedded broker, which has no shared subscriptions.
+ * The pool's shared request and ask topics and its cancel topic, joined only once this node serves
+ * (until then the other nodes take its share). Not on the embedded broker, which has no shared
+ * subscriptions.
  */
 export class Pool implements Component {
   readonly name = "pool";
@@ -107,6 +108,8 @@ export class Pool implements Component {
     enabled: boolean;
     topics: Topics;
     service: RequestService;
+    /** Handles a plain-text ask (the ask component). */
+    ask: (message: IncomingMessage) => void;
     broker: { readonly embedded: boolean };
   };
 
@@ -115,10 +118,11 @@ export class Pool implements Component {
   }
 
   get topics(): readonly TopicHandler[] {
-    const { enabled, broker, topics, service } = this.deps;
+    const { enabled, broker, topics, service, ask } = this.deps;
     if (!enabled || broker.embedded) return [];
     return [
       { filter: topics.poolRequestShared, qos: 1, handle: (m) => service.handleRequest(m) },
+      { filter: topics.poolAskShared, qos: 1, handle: ask },
       { filter: topics.poolCancel, qos: 1, handle: (m) => service.handleCancel(m) },
     ];
   }
