@@ -66,6 +66,7 @@ export class MqttTransport {
   /** The broker's Maximum Packet Size (CONNACK) or mqtt.maxPacketBytes, whichever is smaller. */
   private maxPacketBytes = Infinity;
   private readonly takeovers: number[] = [];
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: TransportDeps) {
     this.deps = deps;
@@ -84,11 +85,11 @@ export class MqttTransport {
       protocolVersion: config.protocolVersion,
       keepalive: config.keepaliveSeconds,
       connectTimeout: config.connectTimeoutMs,
-      reconnectPeriod: config.reconnectMinMs,
+      // mqtt.js retries at a fixed period and gives up after a refused CONNACK (wrong password,
+      // broker restarting its auth): this transport reconnects itself, backing off (backOff below).
+      reconnectPeriod: 0,
       clean: !persistent,
       resubscribe: true,
-      // mqtt.js gives up after a refused CONNACK (wrong password, broker restarting its auth): a
-      // service keeps trying, with the backoff below, and says why in the log.
       reconnectOnConnackError: true,
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
     };
@@ -126,7 +127,6 @@ export class MqttTransport {
       );
     });
     client.on("disconnect", (packet) => this.brokerDisconnected(packet.reasonCode ?? 0));
-    client.on("offline", () => logger.warn({ url: redactUrl(url) }, "MQTT connection lost or refused"));
     client.on("close", () => this.backOff());
     client.on("connect", (connack) => {
       this.reconnectDelayMs = this.deps.config.reconnectMinMs;
@@ -134,7 +134,6 @@ export class MqttTransport {
       this.lastError = undefined;
       // Token chunks are small packets: without TCP_NODELAY, Nagle's algorithm holds them ~40 ms.
       (client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
-      client.options.reconnectPeriod = this.reconnectDelayMs;
       const brokerLimit = connack.properties?.maximumPacketSize;
       const configured = this.deps.config.maxPacketBytes;
       this.maxPacketBytes = Math.min(brokerLimit ?? Infinity, configured > 0 ? configured : Infinity);
@@ -169,35 +168,24 @@ export class MqttTransport {
   }
 
   /**
-   * mqtt.js retries at a fixed period; this doubles it after every failed attempt, up to the maximum.
-   * Its reconnect timer is private API, so this is kept in one place.
+   * After every lost or refused connection: the next attempt after a delay that doubles with every
+   * failure up to the maximum, through mqtt.js's public reconnect() with its message stores kept, so
+   * QoS 1 messages queued while offline still go out.
    */
   private backOff(): void {
     const client = this.client;
-    if (!client || this.stopping || client.disconnecting) return;
-    client.options.reconnectPeriod = this.reconnectDelayMs;
-    const timers = client as unknown as {
-      _clearReconnect(): void;
-      _setupReconnect(): void;
-      reconnectTimer: unknown;
-    };
-    timers._clearReconnect();
-    timers._setupReconnect();
-    this.failedAttempts++;
+    if (!client || this.stopping || client.disconnecting || this.reconnectTimer) return;
     const url = redactUrl(this.deps.url);
-    if (timers.reconnectTimer) {
-      this.deps.logger.warn(
-        { url, attempt: this.failedAttempts, delayMs: this.reconnectDelayMs },
-        "MQTT reconnecting",
-      );
-    } else {
-      // mqtt.js schedules no retry after a CONNACK refusal (e.g. not authorized): say so, not silence.
-      this.deps.logger.error(
-        { url, attempt: this.failedAttempts },
-        "MQTT client will not reconnect after this failure (mqtt.js retries no refused connection)",
-      );
-    }
-    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.deps.config.reconnectMaxMs);
+    if (this.failedAttempts === 0) this.deps.logger.warn({ url }, "MQTT connection lost or refused");
+    this.failedAttempts++;
+    const delayMs = this.reconnectDelayMs;
+    this.deps.logger.warn({ url, attempt: this.failedAttempts, delayMs }, "MQTT reconnecting");
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.stopping || client.connected) return;
+      client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+    }, delayMs);
+    this.reconnectDelayMs = Math.min(delayMs * 2, this.deps.config.reconnectMaxMs);
   }
 
   /** The broker closed the connection with a reason (MQTT 5): say which, and stop a takeover loop. */
@@ -303,6 +291,8 @@ export class MqttTransport {
   /** Disconnects cleanly (no last will), waiting at most `deadlineMs`. Idempotent. */
   async stop(deadlineMs = 3000): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     const client = this.client;
     this.client = undefined;
     if (!client) return;
