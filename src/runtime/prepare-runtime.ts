@@ -11,6 +11,7 @@ import type { Logger } from "../logging/logger.js";
 import { checkGgufHeader, type ModelHeaderFacts } from "../model/gguf-check.js";
 import { type ModelFileSource, resolveModelFile } from "../model/model-store.js";
 import { createProgressReporter } from "../util/progress.js";
+import { probeGpuOffload } from "./gpu-probe.js";
 import { hostDetectionDeps } from "./host-detection.js";
 import { planForDevice } from "./plan-for-device.js";
 
@@ -43,6 +44,30 @@ const NATIVE_ERRORS_KEPT = 20;
  * missing). A model that cannot fit is refused here, before anything large is read.
  */
 export async function prepareRuntime(deps: PrepareRuntimeDeps): Promise<PreparedRuntime> {
+  const prepared = await prepareWithGpu(deps);
+  if (prepared.llama.gpu === false || prepared.plan.gpuLayers === 0) return prepared;
+  const probe = await probeGpuOffload({
+    modelPath: prepared.modelPath,
+    gpu: prepared.llama.gpu,
+    gpuLayers: prepared.plan.gpuLayers,
+    timeoutMs: GPU_PROBE_TIMEOUT_MS,
+    signal: deps.signal,
+  });
+  if (probe.ok) return prepared;
+  deps.logger.warn(
+    { gpu: prepared.llama.gpu },
+    `the ${prepared.llama.gpu} build of llama.cpp fails on this GPU (${probe.reason}): serving on the CPU. ` +
+      'Fix: a GPU driver recent enough for node-llama-cpp\'s GPU build; runtime.gpu "off" skips this check',
+  );
+  await prepared.llama.dispose();
+  const config = { ...deps.config, runtime: { ...deps.config.runtime, gpu: "off" as const } };
+  return prepareWithGpu({ ...deps, config });
+}
+
+/** A GPU decode that has not ended by then (a hung driver) counts as failed. */
+const GPU_PROBE_TIMEOUT_MS = 120_000;
+
+async function prepareWithGpu(deps: PrepareRuntimeDeps): Promise<PreparedRuntime> {
   const { config, logger } = deps;
   const nativeLogger = logger.child({ component: "llama.cpp" });
   const nativeErrors: string[] = [];
