@@ -389,11 +389,16 @@ export class InferenceEngine {
     const meterBefore = sequence.tokenMeter.getState();
     let firstTokenAt: number | null = null;
     let completionTokens = 0;
+    // Room for the prompt is guaranteed; generation stops at the context's end, no context shift.
+    const maxTokens = Math.min(request.maxTokens, this.contextSize - promptTokens);
+    // node-llama-cpp's LlamaChat restarts its token count when it re-renders the response mid-way
+    // (seen with sampling: max_tokens 8 gave 9 to 12), so the ceiling is also enforced here.
+    const ceiling = new AbortController();
+    const signal = AbortSignal.any([options.signal, ceiling.signal]);
     const common = {
-      signal: options.signal,
+      signal,
       stopOnAbortSignal: true,
-      // Room for the prompt is guaranteed; generation stops at the context's end, no context shift.
-      maxTokens: Math.min(request.maxTokens, this.contextSize - promptTokens),
+      maxTokens,
       temperature: samplingTemperature(request.temperature),
       topP: request.topP,
       topK: request.topK,
@@ -404,6 +409,7 @@ export class InferenceEngine {
       grammar,
       onToken: (tokens: readonly Token[]) => {
         completionTokens += tokens.length;
+        if (completionTokens >= maxTokens) ceiling.abort();
       },
       onTextChunk: (text: string) => {
         firstTokenAt ??= performance.now();
@@ -434,7 +440,13 @@ export class InferenceEngine {
     const used = sequence.tokenMeter.diff(meterBefore);
     return {
       text,
-      stopReason: stopReason === "maxTokens" ? "length" : stopReason === "abort" ? "abort" : "stop",
+      stopReason:
+        stopReason === "maxTokens" ||
+        (stopReason === "abort" && ceiling.signal.aborted && !options.signal.aborted)
+          ? "length"
+          : stopReason === "abort"
+            ? "abort"
+            : "stop",
       promptTokens,
       // The meter counts the prompt's last token as "output" (it yields logits): add it back.
       evaluatedPromptTokens: used.usedOutputTokens > 0 ? used.usedInputTokens + 1 : used.usedInputTokens,
