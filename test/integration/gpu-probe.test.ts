@@ -6,7 +6,8 @@ import type * as GpuProbe from "../../src/runtime/gpu-probe.js";
 import { tinyModelPath } from "../helpers/models.js";
 
 // The built module: its default probe program is the compiled child beside it.
-const { probeGpuOffload, probeCause } = (await import("../../dist/runtime/gpu-probe.js")) as typeof GpuProbe;
+const builtModule = new URL("../../dist/runtime/gpu-probe.js", import.meta.url).href;
+const { probeGpuOffload, probeCause } = (await import(builtModule)) as typeof GpuProbe;
 
 /** What node-llama-cpp's CUDA build printed on an H200 with driver 580 (CUDA 13.0) before aborting. */
 const CUDA_ABORT_STDERR = [
