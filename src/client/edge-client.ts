@@ -5,6 +5,9 @@ import { credentialOptions } from "../mqtt/client-options.js";
 import type { ErrorReply, FinalResult, StreamChunk } from "../mqtt/messages.js";
 import { createTopics, type Topics } from "../mqtt/topics.js";
 
+/** MQTT 3.1.1's CONNACK return code for a protocol level the broker does not speak. */
+const UNACCEPTABLE_PROTOCOL_VERSION = 1;
+
 /** Where a request goes: one node, or any node of the pool. */
 export type RequestTarget = { kind: "node"; nodeId: string } | { kind: "pool" };
 
@@ -54,7 +57,12 @@ export class EdgeClient {
       reconnectPeriod: 1000,
       ...credentialOptions(config),
     };
-    const client = await mqtt.connectAsync(url, options);
+    const client = await mqtt.connectAsync(url, options).catch((err: Error & { code?: number }) => {
+      // A 3.1.1-only broker (the embedded quick-start one) refuses MQTT 5 with return code 1; the
+      // contract needs nothing of MQTT 5 on the client side, so ask again in 3.1.1.
+      if (options.protocolVersion !== 5 || err.code !== UNACCEPTABLE_PROTOCOL_VERSION) throw err;
+      return mqtt.connectAsync(url, { ...options, protocolVersion: 4 });
+    });
     return new EdgeClient(client, config, nodeId);
   }
 
