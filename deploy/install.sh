@@ -24,6 +24,8 @@ Options:
   --source DIR    project checkout to install from (default: $(dirname "$SCRIPT_DIR"))
   --no-start      do not enable or start the service
   --no-pull       do not download the model now
+  --native        compile llama.cpp for this CPU (tinyllama-edge build: minutes; needs cmake,
+                  g++ and make); the service then loads it instead of the prebuilt binary
   --board DIR     with --dry-run: name the model file for the board recorded in DIR
                   (test/fixtures/hardware/*) instead of this machine
   -h, --help      this help
@@ -33,6 +35,7 @@ EOF
 SOURCE="$(dirname "$SCRIPT_DIR")"
 START=1
 PULL=1
+NATIVE=0
 BOARD=""
 
 while (($#)); do
@@ -50,6 +53,7 @@ while (($#)); do
   --source=*) SOURCE="${1#*=}" ;;
   --no-start) START=0 ;;
   --no-pull) PULL=0 ;;
+  --native) NATIVE=1 ;;
   --board)
     (($# >= 2)) || die "--board needs a directory"
     BOARD="$2"
@@ -200,6 +204,18 @@ else
   # version and checksum, so packages already in npm's cache are used without the network.
   run_in "$APP_DIR" npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund
   printf '%s\n' "$DEPS_WANTED" | write_file "$DEPS_STAMP" 0644
+fi
+
+step "Compiling llama.cpp for this CPU"
+if ((NATIVE)); then
+  for tool in cmake g++ make; do
+    command -v "$tool" >/dev/null 2>&1 || ((DRY_RUN)) ||
+      die "--native needs $tool: sudo apt install cmake g++ make"
+  done
+  # Into the application's node-llama-cpp (owned by root, like the rest of $APP_DIR).
+  run_in "$APP_DIR" "$NODE_BIN" "$APP_DIR/dist/main.js" build
+else
+  skip "the prebuilt llama.cpp binary is used (--native compiles one for this CPU)"
 fi
 
 # --- Configuration, unit, command -------------------------------------------------------------

@@ -17,6 +17,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "send a prompt over MQTT and stream the answer",
     load: async () => (await import("./cli/ask.js")).ask,
   },
+  build: {
+    summary: "compile llama.cpp for this CPU (faster than the prebuilt binary)",
+    load: async () => (await import("./cli/build.js")).build,
+  },
 };
 
 function usage(): string {

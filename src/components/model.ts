@@ -97,6 +97,7 @@ export class Model implements Component {
         batchSize: plan.batchSize,
         useMmap: plan.useMmap,
         batching: config.runtime.batching,
+        llamaInternals: config.runtime.llamaInternals,
         promptState: config.promptState.enabled
           ? {
               stateDir: config.state.dir,

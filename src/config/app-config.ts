@@ -41,6 +41,9 @@ export interface RuntimeConfig {
   memoryReserveMiB: Auto | number;
   autotune: boolean;
   batching: "full" | "eager";
+  nativeBuild: "auto" | "off";
+  /** "verified", "off" or a node-llama-cpp version (llama-internals.ts). */
+  llamaInternals: string;
 }
 
 export interface RequestLimitsConfig {

@@ -152,6 +152,16 @@ export const configSchema = {
       format: ["full", "eager"],
       default: "full",
     },
+    nativeBuild: {
+      doc: '"auto": without a GPU, load the llama.cpp build compiled on this machine by `tinyllama-edge build` when there is one (the prebuilt binary if it fails to load); "off": always the prebuilt binary.',
+      format: ["auto", "off"],
+      default: "auto",
+    },
+    llamaInternals: {
+      doc: '"verified": use node-llama-cpp\'s private internals (batch order, start gate, sampling guard) only on the node-llama-cpp release they were checked against, otherwise its own behaviour; "off": never; a version number: trust them on that release instead (after running test/integration/llama-internals.test.ts on it).',
+      format: String,
+      default: "verified",
+    },
     autotune: {
       doc: 'With runtime.threads "auto": measure generation at a few thread counts on first start and keep the fastest (cached in state.dir per hardware and model).',
       format: Boolean,

@@ -37,7 +37,7 @@ export interface EngineSettings {
   batching: "full" | "eager";
   /**
    * The node-llama-cpp release whose private internals the engine may use (llama-internals.ts);
-   * "off" never uses them. Default: the release they were checked against.
+   * "off" never uses them; "verified" (the default): the release they were checked against.
    */
   llamaInternals?: string;
   /** Where and how much prompt state to keep across restarts; absent: none is kept. */
@@ -139,7 +139,10 @@ export class InferenceEngine {
           : undefined,
     });
     this.internals = LlamaInternals.inspect(this.context, {
-      expectedVersion: settings.llamaInternals ?? VERIFIED_NODE_LLAMA_CPP,
+      expectedVersion:
+        settings.llamaInternals === undefined || settings.llamaInternals === "verified"
+          ? VERIFIED_NODE_LLAMA_CPP
+          : settings.llamaInternals,
       onFallback: (reason) =>
         this.logger.warn(
           { reason },

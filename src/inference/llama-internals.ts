@@ -1,4 +1,7 @@
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { BatchItem, LlamaContext, LlamaContextSequence } from "node-llama-cpp";
 
 /**
@@ -13,7 +16,8 @@ import type { BatchItem, LlamaContext, LlamaContextSequence } from "node-llama-c
  * - the native sampler (`_ctx.sampleToken`), whose rejection would otherwise escape the dispatch
  *   loop as an unhandled rejection and leave its generation waiting forever;
  * - llama.cpp's sequence id of each sequence (`_sequenceId`), handed out 0, 1, 2… in order;
- * and on node-llama-cpp's message when sampling gave no token ("Failed to sample next token").
+ * and on node-llama-cpp's message when sampling gave no token ("Failed to sample next token"), and
+ * where its `source build` puts a local build (localBuildFolder).
  *
  * They were checked against one release. On any other release, or when a field has another shape,
  * the engine says so once and runs node-llama-cpp's own behaviour: slower parallel batches and no
@@ -66,6 +70,31 @@ export function installedNodeLlamaCppVersion(): string | null {
   } catch {
     return null;
   }
+}
+
+/** node-llama-cpp's package folder (its package.json is not exported: found from its entry point). */
+export function nodeLlamaCppFolder(): string {
+  return fileURLToPath(new URL("..", import.meta.resolve("node-llama-cpp")));
+}
+
+/**
+ * Where node-llama-cpp keeps a local CPU build of its bundled llama.cpp made with these custom cmake
+ * options (its \`source build\` with NODE_LLAMA_CPP_CMAKE_OPTION_<KEY>=<value>), and whether the build
+ * finished there. getLlama looks for it by the same name: platform, arch, and a hash of the options.
+ */
+export function localBuildFolder(cmakeOptions: Readonly<Record<string, string>>): {
+  folder: string;
+  complete: boolean;
+} {
+  const platform = { darwin: "mac", win32: "win" }[process.platform as string] ?? process.platform;
+  const options = Object.keys(cmakeOptions)
+    .sort()
+    .map((key) => `${encodeURIComponent(key)}=${encodeURIComponent(cmakeOptions[key]!)}`)
+    .join(";");
+  // SHA-1, each byte in base 36, as node-llama-cpp names the folder.
+  const hash = Array.from(createHash("sha1").update(options).digest(), (byte) => byte.toString(36)).join("");
+  const folder = join(nodeLlamaCppFolder(), "llama", "localBuilds", `${platform}-${process.arch}-${hash}`);
+  return { folder, complete: existsSync(join(folder, "buildDone.status")) };
 }
 
 /** Whether an error is node-llama-cpp's "no token from sampling". */

@@ -1,6 +1,7 @@
 import { basename } from "node:path";
 import { getModuleVersion } from "node-llama-cpp";
 import type { RuntimePlan } from "../hardware/plan-runtime.js";
+import { binaryOf } from "../inference/open-llama.js";
 import type { ThreadTuning } from "../inference/thread-tuner.js";
 import { packageVersion } from "../version.js";
 import type { PreparedRuntime } from "./prepare-runtime.js";
@@ -37,6 +38,8 @@ export async function buildInfoPayload(input: InfoPayloadInput): Promise<Record<
       node_llama_cpp: await getModuleVersion(),
       llama_cpp: llama.llamaCppRelease.release,
       gpu: llama.gpu,
+      // "native": the build compiled here by `tinyllama-edge build`; "prebuilt": node-llama-cpp's.
+      binary: binaryOf(llama),
     },
     hardware: {
       board: hardware.board,

@@ -13,6 +13,7 @@ import { type ModelFileSource, resolveModelFile } from "../model/model-store.js"
 import { createProgressReporter } from "../util/progress.js";
 import { probeGpuOffload } from "./gpu-probe.js";
 import { hostDetectionDeps } from "./host-detection.js";
+import { NATIVE_CMAKE_OPTIONS } from "./native-build.js";
 import { planForDevice } from "./plan-for-device.js";
 
 export interface PreparedRuntime {
@@ -88,6 +89,7 @@ async function prepareWithGpu(deps: PrepareRuntimeDeps): Promise<PreparedRuntime
     gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
     maxThreads: Math.max(1, maxThreads),
     onLog,
+    nativeBuild: config.runtime.nativeBuild === "off" ? null : NATIVE_CMAKE_OPTIONS,
   });
   if (!llama) {
     // 32-bit ARM gets its own one-line refusal with the fix; anything else the generic one.

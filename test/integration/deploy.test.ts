@@ -182,6 +182,7 @@ const installSteps = [
   "Creating the directories",
   "Copying the application",
   "Installing the production dependencies",
+  "Compiling llama.cpp for this CPU",
   "Writing the configuration",
   "Installing the systemd unit",
   "Reloading systemd",
@@ -254,6 +255,20 @@ describe("install.sh --dry-run", () => {
     expect(out.match(/skipped: --prefix installs into/g)).toHaveLength(2);
     expect(existsSync(prefix)).toBe(false);
     expect(await listTree(source)).toEqual(sourceBefore);
+  });
+
+  it("with --native compiles llama.cpp in the application after its dependencies, and not without", async () => {
+    const prefix = path.join(work, "root-native");
+    const args = [installScript, "--dry-run", "--prefix", prefix, "--source", source];
+    const native = await runCommand("bash", [...args, "--native"]);
+    expect(native.code, describeResult(native)).toBe(0);
+    const build =
+      /\[dry-run\] \(cd .*\/opt\/tinyllama-edge && \S*node \S*\/opt\/tinyllama-edge\/dist\/main\.js build\)/;
+    expect(native.stdout).toMatch(build);
+    expect(native.stdout.indexOf("npm ci --omit=dev")).toBeLessThan(native.stdout.search(build));
+    const plain = await runCommand("bash", args);
+    expect(plain.stdout).not.toMatch(build);
+    expect(plain.stdout).toContain("skipped: the prebuilt llama.cpp binary is used");
   });
 
   it("without --prefix shows the system changes it would make", async () => {
