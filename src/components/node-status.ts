@@ -40,8 +40,12 @@ export class NodeStatus implements Component {
     await this.deps.publish(this.deps.topics.status, statusPayload(this.current), { qos: 1, retain: true });
   }
 
-  start(): Promise<void> {
-    return this.set("loading");
+  /**
+   * Nothing to publish: the connection announces the current state ("loading" until online) on
+   * every connect, the first one included, so a start publishes loading once.
+   */
+  start(): void {
+    this.current = "loading";
   }
 
   async stop(): Promise<void> {

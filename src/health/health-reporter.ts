@@ -18,6 +18,7 @@ export type ServingFigures = Readonly<
     | "requests"
     | "errors"
     | "promptTokens"
+    | "promptTokensEvaluated"
     | "completionTokens"
     | "lastTokensPerSecond"
     | "averageTokensPerSecond"
@@ -72,7 +73,13 @@ export interface HealthPayload {
   /** Requests generating now. */
   active_requests: number;
   /** Since the daemon started. `completion_tokens` are the generated tokens. */
-  totals: { requests: number; errors: number; prompt_tokens: number; completion_tokens: number };
+  totals: {
+    requests: number;
+    errors: number;
+    prompt_tokens: number;
+    prompt_tokens_evaluated: number;
+    completion_tokens: number;
+  };
   /** Generation speed of the last request and the average over all. */
   tokens_per_second: { last: number | null; average: number | null };
   /** Time to first token of the last request, ms. */
@@ -136,6 +143,7 @@ export function buildHealthPayload({ sample, serving, thermal, now }: HealthPayl
       requests: stats.requests,
       errors: stats.errors,
       prompt_tokens: stats.promptTokens,
+      prompt_tokens_evaluated: stats.promptTokensEvaluated,
       completion_tokens: stats.completionTokens,
     },
     tokens_per_second: {

@@ -350,7 +350,8 @@ export class RequestService {
       };
       if (request.jsonSchema) result.json = parseJsonOrNull(outcome.text);
       this.deps.stats.recordGeneration({
-        promptTokens: outcome.evaluatedPromptTokens,
+        promptTokens: outcome.promptTokens,
+        promptTokensEvaluated: outcome.evaluatedPromptTokens,
         completionTokens: outcome.completionTokens,
         tokensPerSecond,
         ttftMs,

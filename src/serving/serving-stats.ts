@@ -2,7 +2,10 @@
 export class ServingStats {
   requests = 0;
   errors = 0;
+  /** Prompt tokens of the requests served (what usage.prompt_tokens says). */
   promptTokens = 0;
+  /** Prompt tokens actually evaluated: fewer when a cached prefix was reused. */
+  promptTokensEvaluated = 0;
   completionTokens = 0;
   lastTokensPerSecond: number | null = null;
   lastTtftMs: number | null = null;
@@ -26,12 +29,14 @@ export class ServingStats {
 
   recordGeneration(figures: {
     promptTokens: number;
+    promptTokensEvaluated: number;
     completionTokens: number;
     tokensPerSecond: number | null;
     ttftMs: number | null;
     jobMs: number;
   }): void {
     this.promptTokens += figures.promptTokens;
+    this.promptTokensEvaluated += figures.promptTokensEvaluated;
     this.completionTokens += figures.completionTokens;
     if (figures.tokensPerSecond !== null) {
       this.lastTokensPerSecond = figures.tokensPerSecond;

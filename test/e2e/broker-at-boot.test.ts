@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { mayEmbedBroker } from "../../src/components/broker.js";
 import { loadConfig } from "../../src/config/load-config.js";
 import { freePort } from "../../src/util/free-port.js";
-import { type DaemonProcess, startDaemonProcess } from "../helpers/daemon-process.js";
+import { type DaemonProcess, startDaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
@@ -97,5 +97,24 @@ describe("a broker that comes up after the daemon", () => {
     });
     const served = await probe.waitForJson(`${BASE}/replies/z2`);
     expect(served.json).toMatchObject({ id: "z2", status: "ok" });
+  });
+});
+
+describe("the status of one start", () => {
+  it("is loading once, then online", async () => {
+    const broker = await startTestBroker();
+    const probe = await MqttProbe.connect(broker.url);
+    let daemon: DaemonProcess | undefined;
+    try {
+      await probe.subscribe(`${BASE}/once/status`);
+      daemon = startTinyDaemon(broker.url, "once");
+      await probe.waitForJson(`${BASE}/once/status`, (s) => s.state === "online", 60_000);
+      const states = probe.on(`${BASE}/once/status`).map((m) => (m.json as { state: string }).state);
+      expect(states).toEqual(["loading", "online"]);
+    } finally {
+      await daemon?.stop("SIGKILL");
+      await probe.close();
+      await broker.stop();
+    }
   });
 });

@@ -156,6 +156,7 @@ describe("health, Home Assistant discovery and metrics over MQTT", () => {
     stats.recordAnswer(false);
     stats.recordGeneration({
       promptTokens: 12,
+      promptTokensEvaluated: 5,
       completionTokens: 34,
       tokensPerSecond: 21.5,
       ttftMs: 250,
@@ -170,7 +171,13 @@ describe("health, Home Assistant discovery and metrics over MQTT", () => {
       10_000,
     );
     expect(message.json).toMatchObject({
-      totals: { requests: 2, errors: 1, prompt_tokens: 12, completion_tokens: 34 },
+      totals: {
+        requests: 2,
+        errors: 1,
+        prompt_tokens: 12,
+        prompt_tokens_evaluated: 5,
+        completion_tokens: 34,
+      },
       tokens_per_second: { last: 21.5, average: 21.5 },
       ttft_ms_last: 250,
       queue_depth: 3,

@@ -64,6 +64,7 @@ function servingSnapshot(): ServingSnapshot {
   stats.recordAnswer(false);
   stats.recordGeneration({
     promptTokens: 41,
+    promptTokensEvaluated: 41,
     completionTokens: 17,
     tokensPerSecond: 14.2,
     ttftMs: 420,
@@ -71,6 +72,7 @@ function servingSnapshot(): ServingSnapshot {
   });
   stats.recordGeneration({
     promptTokens: 30,
+    promptTokensEvaluated: 6,
     completionTokens: 64,
     tokensPerSecond: 12.456,
     ttftMs: 388.6,
@@ -155,7 +157,13 @@ describe("health payload from recorded files", () => {
       system_uptime_s: 183245,
       queue_depth: 2,
       active_requests: 1,
-      totals: { requests: 3, errors: 1, prompt_tokens: 71, completion_tokens: 81 },
+      totals: {
+        requests: 3,
+        errors: 1,
+        prompt_tokens: 71,
+        prompt_tokens_evaluated: 47,
+        completion_tokens: 81,
+      },
       tokens_per_second: { last: 12.46, average: 13.33 },
       ttft_ms_last: 389,
       threads: { configured: 4, current: 2 },
@@ -195,7 +203,13 @@ describe("health payload from recorded files", () => {
     expect(payload.system_uptime_s).toBeNull();
     // No /proc/stat recorded: the figures come from os.cpus(), which did not move here.
     expect(payload.cpu_load_percent).toBeNull();
-    expect(payload.totals).toEqual({ requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0 });
+    expect(payload.totals).toEqual({
+      requests: 0,
+      errors: 0,
+      prompt_tokens: 0,
+      prompt_tokens_evaluated: 0,
+      completion_tokens: 0,
+    });
     expect(payload.tokens_per_second).toEqual({ last: null, average: null });
     expect(payload.ttft_ms_last).toBeNull();
     expect(payload.threads).toEqual({ configured: null, current: null });

@@ -35,7 +35,7 @@ function heldGenerator() {
             text: "ab",
             stopReason,
             promptTokens: 3,
-            evaluatedPromptTokens: 3,
+            evaluatedPromptTokens: 1,
             completionTokens: 2,
             firstTokenAt: performance.now(),
           });
@@ -95,6 +95,9 @@ describe("RequestService.submit: requests that do not come from the JSON request
     expect(events.map((e) => e.kind)).toEqual(["chunk", "chunk", "final"]);
     expect((events[2]!.value as GenerationResult).text).toBe("ab");
     expect(stats.requests).toBe(1);
+    // health's totals: the prompt's tokens, and apart from them the ones evaluated (a cached prefix is not).
+    expect(stats.promptTokens).toBe(3);
+    expect(stats.promptTokensEvaluated).toBe(1);
   });
 
   it("shares the queue with MQTT requests: a full queue answers busy", async () => {
