@@ -20,6 +20,7 @@ import {
   VERIFIED_NODE_LLAMA_CPP,
 } from "../../src/inference/llama-internals.js";
 import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { FUZZED_SAMPLING, SWITCH_SCHEMA } from "../helpers/fuzzed-sampling.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 
 /**
@@ -27,19 +28,6 @@ import { TINY_MODEL_PATH } from "../helpers/models.js";
  * test fails when an upgrade changes one of them (then update llama-internals.ts and
  * VERIFIED_NODE_LLAMA_CPP together, or leave the engine on node-llama-cpp's own behaviour).
  */
-
-const SWITCH_SCHEMA = {
-  type: "object",
-  properties: { action: { type: "string", enum: ["on", "off"] } },
-  required: ["action"],
-};
-/** A fuzzed request's sampling; its temperature, a float32 subnormal, makes llama.cpp's logits ±infinity. */
-const FUZZED_SAMPLING = {
-  temperature: 1.9727931609900015e-41,
-  topP: 0.9999999999999984,
-  topK: 997,
-  minP: 3.990457230644063e-191,
-};
 
 const verified = { expectedVersion: VERIFIED_NODE_LLAMA_CPP };
 

@@ -3,19 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GenerationRequest } from "../../src/core/generation.js";
 import type { InferenceEngine } from "../../src/inference/engine.js";
 import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { FUZZED_SAMPLING, SWITCH_SCHEMA } from "../helpers/fuzzed-sampling.js";
 
-const SWITCH_SCHEMA = {
-  type: "object",
-  properties: { action: { type: "string", enum: ["on", "off"] } },
-  required: ["action"],
-};
-/** The fuzz payload's sampling; its temperature, a float32 subnormal, makes llama.cpp's logits ±infinity. */
-const FUZZED_SAMPLING = {
-  temperature: 1.9727931609900015e-41,
-  topP: 0.9999999999999984,
-  topK: 997,
-  minP: 3.990457230644063e-191,
-};
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
 
 function request(seed: number): GenerationRequest {
