@@ -1,3 +1,5 @@
+import { AUTO_SENSOR, FIRMWARE_THROTTLE_C } from "../hardware/soc-sensors.js";
+
 /**
  * The configuration schema: the single source of truth for every key, its default, its format and
  * its documentation. The table in docs/configuration.md is generated from it (npm run docs:config).
@@ -315,14 +317,14 @@ export const configSchema = {
   },
   thermal: {
     sensorPath: {
-      doc: "File giving the SoC temperature in millidegrees Celsius (empty: no temperature).",
+      doc: 'File giving the SoC temperature in millidegrees Celsius ("auto": the thermal zone whose type names the SoC or CPU, as detect reports it; empty: no temperature).',
       format: String,
-      default: "/sys/class/thermal/thermal_zone0/temp",
+      default: AUTO_SENSOR,
     },
     throttleAtC: {
       doc: "At or above this temperature (°C) inference runs on thermal.reducedThreads, before the firmware throttles the clocks.",
       format: "non-negative-number",
-      default: 80,
+      default: FIRMWARE_THROTTLE_C,
     },
     resumeBelowC: {
       doc: "Below this temperature (°C) the configured thread count is restored (kept under thermal.throttleAtC so the two do not flap).",

@@ -26,9 +26,9 @@ import type {
   ThermalInfo,
 } from "./hardware-profile.js";
 import { type CpuinfoProcessor, parseCpuinfo, parseCpuList } from "./parse-cpuinfo.js";
-import { parseThrottled } from "./parse-throttled.js";
 import type { SystemFileReader } from "./rooted-file-reader.js";
 import type { CommandRunner } from "./run-command.js";
+import { parseMeminfo, SocSensors } from "./soc-sensors.js";
 
 /** The part of node-llama-cpp's `Llama` that detection reads. */
 export interface LlamaHardwareView {
@@ -206,22 +206,9 @@ export async function detectCpu(
   };
 }
 
-function parseMeminfo(text: string): MemoryInfo {
-  const kibibytes = (key: string) => {
-    const match = new RegExp(`^${key}:\\s+(\\d+)\\s*kB`, "m").exec(text);
-    return match?.[1] === undefined ? null : Number(match[1]) * 1024;
-  };
-  return {
-    totalBytes: kibibytes("MemTotal"),
-    availableBytes: kibibytes("MemAvailable"),
-    swapTotalBytes: kibibytes("SwapTotal"),
-    swapFreeBytes: kibibytes("SwapFree"),
-  };
-}
-
-async function detectMemory(files: SystemFileReader, system: SystemFactsSource | null): Promise<MemoryInfo> {
+async function detectMemory(sensors: SocSensors, system: SystemFactsSource | null): Promise<MemoryInfo> {
   const facts = await probe(async () => system?.mem());
-  const fromProc = parseMeminfo((await files.readText("/proc/meminfo")) ?? "");
+  const fromProc = (await sensors.readMemory()) ?? parseMeminfo("");
   return {
     totalBytes: positiveNumber(facts?.total) ?? fromProc.totalBytes,
     availableBytes: positiveNumber(facts?.available) ?? fromProc.availableBytes,
@@ -266,36 +253,10 @@ async function detectGpu(llama: LlamaHardwareView | null): Promise<GpuInfo> {
   };
 }
 
-/** Zone types that measure the SoC/CPU die, best first; other zones (battery, wifi) are a last resort. */
-const socZonePatterns = [/^soc/i, /^cpu/i, /x86_pkg_temp/i, /^tj/i, /package/i, /^acpitz$/i];
-
-async function detectSocTemperature(files: SystemFileReader): Promise<number | null> {
-  const zones = (await files.listDir("/sys/class/thermal"))
-    .filter((name) => /^thermal_zone\d+$/.test(name))
-    .sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
-  const readings: { type: string; celsius: number }[] = [];
-  for (const zone of zones) {
-    const milliCelsius = await readNumber(files, `/sys/class/thermal/${zone}/temp`);
-    // Disabled sensors report nonsense such as -273000 or 0.
-    if (milliCelsius === null || milliCelsius <= 0 || milliCelsius > 150_000) continue;
-    const type = ((await files.readText(`/sys/class/thermal/${zone}/type`)) ?? "").trim();
-    readings.push({ type, celsius: Math.round(milliCelsius / 100) / 10 });
-  }
-  for (const pattern of socZonePatterns) {
-    const reading = readings.find((candidate) => pattern.test(candidate.type));
-    if (reading) return reading.celsius;
-  }
-  return readings[0]?.celsius ?? null;
-}
-
-async function detectThermal(
-  files: SystemFileReader,
-  runCommand: CommandRunner | null,
-): Promise<ThermalInfo> {
-  const output = await probe(async () => (runCommand ? runCommand("vcgencmd", ["get_throttled"]) : null));
+async function detectThermal(sensors: SocSensors): Promise<ThermalInfo> {
   return {
-    socTemperatureC: await detectSocTemperature(files),
-    throttling: output ? parseThrottled(output) : null,
+    socTemperatureC: await sensors.readTemperatureC(),
+    throttling: await sensors.readThrottling(),
   };
 }
 
@@ -313,6 +274,7 @@ async function detectLlamaCpp(llama: LlamaHardwareView | null): Promise<LlamaCpp
 
 export async function detectHardware(deps: DetectHardwareDeps): Promise<HardwareProfile> {
   const system = deps.system ?? null;
+  const sensors = new SocSensors({ files: deps.files, runCommand: deps.runCommand ?? null });
   const llama = deps.llama ?? null;
   const { cpuinfoModel, foreignFacts, ...cpu } = await detectCpu({
     files: deps.files,
@@ -326,9 +288,9 @@ export async function detectHardware(deps: DetectHardwareDeps): Promise<Hardware
     os: await detectOs(deps.files, system, deps.runtime),
     arch: normalizeArch(deps.runtime),
     cpu,
-    memory: await detectMemory(deps.files, system),
+    memory: await detectMemory(sensors, system),
     gpu: await detectGpu(llama),
-    thermal: await detectThermal(deps.files, deps.runCommand ?? null),
+    thermal: await detectThermal(sensors),
     llamaCpp: await detectLlamaCpp(llama),
   };
 }

@@ -13,9 +13,9 @@ import {
   type SearchState,
   type Trial,
 } from "./plan-search.js";
+import { FIRMWARE_THROTTLE_C } from "./soc-sensors.js";
 
 /** Raspberry Pi firmware starts throttling the ARM cores here. */
-const hotSocCelsius = 80;
 
 export function explainGpuLayers(
   state: SearchState,
@@ -217,9 +217,9 @@ export function deviceWarnings(profile: HardwareProfile): string[] {
     }
   }
   const temperature = profile.thermal.socTemperatureC;
-  if (temperature !== null && temperature >= hotSocCelsius) {
+  if (temperature !== null && temperature >= FIRMWARE_THROTTLE_C) {
     warnings.push(
-      `The SoC is at ${temperature} °C: Raspberry Pi firmware throttles from 80 °C. Sustained generation needs a heatsink and fan.`,
+      `The SoC is at ${temperature} °C: Raspberry Pi firmware throttles from ${FIRMWARE_THROTTLE_C} °C. Sustained generation needs a heatsink and fan.`,
     );
   }
   if (profile.llamaCpp === null) {

@@ -1,18 +1,13 @@
 /**
  * Cheap figures about the machine and this process, read from /proc and /sys where the kernel
- * offers them, so a check every few seconds never spawns a process. `vcgencmd` is only the
- * fallback for the Raspberry Pi throttling flags, at most once per `vcgencmdIntervalMs`.
+ * offers them, so a check every few seconds never spawns a process. Memory, temperature and
+ * throttling come from the board's sensors (hardware/soc-sensors.ts), as detection reads them.
  */
 import os from "node:os";
 import type { ThrottleState } from "../hardware/hardware-profile.js";
-import { parseThrottled } from "../hardware/parse-throttled.js";
 import type { SystemFileReader } from "../hardware/rooted-file-reader.js";
 import type { CommandRunner } from "../hardware/run-command.js";
-
-/** The Raspberry Pi firmware driver's copy of `vcgencmd get_throttled` (hex, no 0x). */
-export const PI_THROTTLED_SYSFS = "/sys/devices/platform/soc/soc:firmware/get_throttled";
-
-const DEFAULT_VCGENCMD_INTERVAL_MS = 5 * 60_000;
+import { SocSensors } from "../hardware/soc-sensors.js";
 
 /** What Node.js knows without reading files: the fallback where /proc is absent, and this process. */
 export interface HostFacts {
@@ -54,7 +49,7 @@ export function nodeHostFacts(): HostFacts {
 export interface SystemMetricsDeps {
   /** Rooted at "/" in production, at a recorded tree in tests. */
   files: SystemFileReader;
-  /** `thermal.sensorPath`: millidegrees Celsius; empty for none. */
+  /** `thermal.sensorPath`: millidegrees Celsius; "auto" for the SoC zone by type; empty for none. */
   sensorPath: string;
   /** Runs `vcgencmd` where the sysfs file is absent; null never spawns anything. */
   runCommand: CommandRunner | null;
@@ -96,27 +91,6 @@ export function parseProcStat(text: string): CpuTimes | null {
   return { busy, total: busy + idle! + iowait };
 }
 
-export function parseMeminfo(text: string): { totalBytes: number | null; availableBytes: number | null } {
-  const kibibytes = (key: string) => {
-    const match = new RegExp(`^${key}:\\s+(\\d+)\\s*kB`, "m").exec(text);
-    return match?.[1] === undefined ? null : Number(match[1]) * 1024;
-  };
-  return { totalBytes: kibibytes("MemTotal"), availableBytes: kibibytes("MemAvailable") };
-}
-
-/** Millidegrees as the thermal zones write them; disabled sensors report nonsense such as -273000 or 0. */
-export function parseMillidegrees(text: string): number | null {
-  const value = Number(text.trim());
-  if (!Number.isFinite(value) || value <= 0 || value > 150_000) return null;
-  return Math.round(value / 100) / 10;
-}
-
-/** The sysfs value is `%x` of the same bits vcgencmd prints. */
-export function parseThrottledSysfs(text: string): ThrottleState | null {
-  const hex = text.trim();
-  return /^[0-9a-f]{1,8}$/i.test(hex) ? parseThrottled(`throttled=0x${hex}`) : null;
-}
-
 function busyPercent(previous: CpuTimes, current: CpuTimes): number | null {
   const total = current.total - previous.total;
   const busy = current.busy - previous.busy;
@@ -126,20 +100,23 @@ function busyPercent(previous: CpuTimes, current: CpuTimes): number | null {
 
 export class SystemMetrics implements ThermalSensor {
   private readonly deps: SystemMetricsDeps;
+  private readonly soc: SocSensors;
   private previousCpu: CpuTimes | null = null;
-  private throttledFile: string | null = null;
-  private vcgencmdMissing = false;
-  private vcgencmdCache: { at: number; value: ThrottleState | null } | null = null;
-  private vcgencmdRunning: Promise<ThrottleState | null> | null = null;
 
   constructor(deps: SystemMetricsDeps) {
     this.deps = deps;
+    this.soc = new SocSensors({
+      files: deps.files,
+      sensorPath: deps.sensorPath,
+      runCommand: deps.runCommand,
+      now: deps.now,
+      ...(deps.vcgencmdIntervalMs === undefined ? {} : { vcgencmdIntervalMs: deps.vcgencmdIntervalMs }),
+    });
   }
 
-  /** Takes the CPU baseline and finds the firmware's throttling file, once. */
+  /** Takes the CPU baseline. */
   async start(): Promise<void> {
     this.previousCpu = await this.readCpuTimes();
-    this.throttledFile = await this.findThrottledFile();
   }
 
   /** Nothing runs between samples (no timer, no handle); kept so every component stops the same way. */
@@ -151,8 +128,7 @@ export class SystemMetrics implements ThermalSensor {
     const cpuLoadPercent = cpu && this.previousCpu ? busyPercent(this.previousCpu, cpu) : null;
     if (cpu) this.previousCpu = cpu;
     const [one = 0, five = 0, fifteen = 0] = host.loadAverage();
-    const meminfo = await files.readText("/proc/meminfo");
-    const fromProc = meminfo === null ? null : parseMeminfo(meminfo);
+    const fromProc = await this.soc.readMemory();
     const uptime = Number.parseFloat((await files.readText("/proc/uptime")) ?? "");
     return {
       cpuLoadPercent,
@@ -170,19 +146,12 @@ export class SystemMetrics implements ThermalSensor {
     };
   }
 
-  async readTemperatureC(): Promise<number | null> {
-    const { sensorPath, files } = this.deps;
-    if (!sensorPath) return null;
-    const text = await files.readText(sensorPath);
-    return text === null ? null : parseMillidegrees(text);
+  readTemperatureC(): Promise<number | null> {
+    return this.soc.readTemperatureC();
   }
 
-  async readThrottling(): Promise<ThrottleState | null> {
-    if (this.throttledFile) {
-      const text = await this.deps.files.readText(this.throttledFile);
-      if (text !== null) return parseThrottledSysfs(text);
-    }
-    return this.readThrottlingFromVcgencmd();
+  readThrottling(): Promise<ThrottleState | null> {
+    return this.soc.readThrottling();
   }
 
   private async readCpuTimes(): Promise<CpuTimes | null> {
@@ -190,42 +159,5 @@ export class SystemMetrics implements ThermalSensor {
     if (text !== null) return parseProcStat(text);
     const times = this.deps.host.cpuTimes();
     return times.total > 0 ? times : null;
-  }
-
-  /** The usual path, else a `soc*:firmware` device under /sys/devices/platform (its name varies by SoC). */
-  private async findThrottledFile(): Promise<string | null> {
-    const { files } = this.deps;
-    if ((await files.readText(PI_THROTTLED_SYSFS)) !== null) return PI_THROTTLED_SYSFS;
-    for (const soc of (await files.listDir("/sys/devices/platform")).filter((name) =>
-      name.startsWith("soc"),
-    )) {
-      for (const device of await files.listDir(`/sys/devices/platform/${soc}`)) {
-        if (!device.endsWith(":firmware")) continue;
-        const candidate = `/sys/devices/platform/${soc}/${device}/get_throttled`;
-        if ((await files.readText(candidate)) !== null) return candidate;
-      }
-    }
-    return null;
-  }
-
-  private async readThrottlingFromVcgencmd(): Promise<ThrottleState | null> {
-    const { runCommand, now } = this.deps;
-    if (!runCommand || this.vcgencmdMissing) return null;
-    const interval = this.deps.vcgencmdIntervalMs ?? DEFAULT_VCGENCMD_INTERVAL_MS;
-    const cached = this.vcgencmdCache;
-    if (cached && now() - cached.at < interval) return cached.value;
-    this.vcgencmdRunning ??= runCommand("vcgencmd", ["get_throttled"])
-      .then((output) => parseThrottled(output))
-      .catch((err: unknown) => {
-        // Not a Raspberry Pi: stop asking.
-        if ((err as { code?: unknown }).code === "ENOENT") this.vcgencmdMissing = true;
-        return null;
-      })
-      .then((value) => {
-        this.vcgencmdCache = { at: now(), value };
-        this.vcgencmdRunning = null;
-        return value;
-      });
-    return this.vcgencmdRunning;
   }
 }

@@ -5,19 +5,14 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRootedFileReader, type SystemFileReader } from "../../src/hardware/rooted-file-reader.js";
 import type { CommandRunner } from "../../src/hardware/run-command.js";
+import { parseMillidegrees, parseThrottledSysfs } from "../../src/hardware/soc-sensors.js";
 import {
   buildHealthPayload,
   HealthReporter,
   type ServingSnapshot,
 } from "../../src/health/health-reporter.js";
 import { HealthMetrics } from "../../src/health/prometheus-exporter.js";
-import {
-  type HostFacts,
-  parseMillidegrees,
-  parseProcStat,
-  parseThrottledSysfs,
-  SystemMetrics,
-} from "../../src/health/system-metrics.js";
+import { type HostFacts, parseProcStat, SystemMetrics } from "../../src/health/system-metrics.js";
 import type { ThermalStatus } from "../../src/health/thermal-guard.js";
 import { createTopics } from "../../src/mqtt/topics.js";
 import type { PublishOptions } from "../../src/mqtt/transport.js";

@@ -4,7 +4,8 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createRootedFileReader } from "../../src/hardware/rooted-file-reader.js";
-import { PI_THROTTLED_SYSFS, SystemMetrics } from "../../src/health/system-metrics.js";
+import { PI_THROTTLED_SYSFS } from "../../src/hardware/soc-sensors.js";
+import { SystemMetrics } from "../../src/health/system-metrics.js";
 import {
   nextThermalState,
   reducedThreadCount,
