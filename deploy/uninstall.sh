@@ -15,8 +15,10 @@ Stops and disables $UNIT_NAME, removes the unit, the command $BIN_PATH
 and the application $APP_PATH. Keeps $CONFIG_PATH and $STATE_PATH (models).
 
 Options:
-  --purge         also remove $CONFIG_PATH, $STATE_PATH (models included),
-                  the unit's drop-in overrides and the system user $SERVICE_USER
+  --purge         also remove the node's Home Assistant entities and retained topics
+                  from the broker (tinyllama-edge forget), $CONFIG_PATH,
+                  $STATE_PATH (models included), the unit's drop-in overrides and
+                  the system user $SERVICE_USER
   --dry-run       show every step, change nothing
   --prefix DIR    remove the files of an install made with install.sh --prefix DIR
   -h, --help      this help
@@ -47,6 +49,19 @@ elif systemctl cat "$UNIT_NAME" >/dev/null 2>&1; then
   run systemctl disable --now "$UNIT_NAME"
 else
   info "$UNIT_NAME is not installed"
+fi
+
+if ((PURGE)); then
+  step "Removing the node's Home Assistant entities and retained state from the broker"
+  if [[ -x "$BIN_FILE" && -f "$CONFIG_FILE" ]]; then
+    # The broker password may live in the service's environment file, which the unit reads.
+    if ! run bash -c 'set -a; [[ -r "$1" ]] && . "$1"; set +a; exec "$2" forget --config "$3"' forget \
+      "$CONFIG_DIR/environment" "$BIN_FILE" "$CONFIG_FILE"; then
+      warn "could not reach the broker: delete the device in Home Assistant, or run tinyllama-edge forget before uninstalling"
+    fi
+  else
+    info "no installed command and configuration: nothing to remove from the broker"
+  fi
 fi
 
 step "Removing the unit $UNIT_FILE"

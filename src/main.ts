@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "compile llama.cpp for this CPU (faster than the prebuilt binary)",
     load: async () => (await import("./cli/build.js")).build,
   },
+  forget: {
+    summary: "remove this node's Home Assistant entities and retained state from the broker",
+    load: async () => (await import("./cli/forget.js")).forget,
+  },
 };
 
 function usage(): string {

@@ -304,7 +304,7 @@ function applies(entity: EntitySpec, input: DiscoveryInput): boolean {
   return true;
 }
 
-function discoveryTopic(input: DiscoveryInput, entity: EntitySpec): string {
+function discoveryTopic(input: Pick<DiscoveryInput, "topics" | "nodeId">, entity: EntitySpec): string {
   return input.topics.discoveryConfig(entity.component, discoveryObjectId(input.nodeId, entity.key));
 }
 
@@ -361,6 +361,11 @@ export function buildDiscoveryConfigs(input: DiscoveryInput): DiscoveryConfig[] 
     };
     return { topic: discoveryTopic(input, entity), payload };
   });
+}
+
+/** Every discovery topic a node may have published, whatever it has now (for removing them all). */
+export function allDiscoveryTopics(input: Pick<DiscoveryInput, "topics" | "nodeId">): string[] {
+  return ENTITIES.map((entity) => discoveryTopic(input, entity));
 }
 
 /** Discovery topics of entities this node does not have (now): emptied so Home Assistant drops them. */
