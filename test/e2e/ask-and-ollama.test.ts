@@ -3,7 +3,7 @@ import { promisify } from "node:util";
 import { Ollama } from "ollama";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { freePort } from "../../src/util/free-port.js";
-import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
+import { BUILT_MAIN, type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { type JsonObject, MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
@@ -26,6 +26,9 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
   let model: string;
 
   const answers = () => probe.on(ANSWER).map((m) => m.json as JsonObject);
+  /** Requests that ended cancelled: the slot is free again once this moves. */
+  const cancelledRuns = () =>
+    daemon.logs().filter((l) => l.msg === "request answered" && l.finishReason === "cancelled").length;
   const nextAnswer = async (match: (event: JsonObject) => boolean = () => true) =>
     (await probe.waitForJson(ANSWER, match, 30_000)).json as JsonObject;
 
@@ -78,6 +81,15 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
     expect(probe.on(ANSWER).every((m) => !m.retain)).toBe(true);
   });
 
+  it("answers an ask sent to the pool on the answer topic of the node that took it", async (context) => {
+    if (!broker.supportsMqtt5) context.skip();
+    await probe.publish("tinyllama/pool/ask", "Anyone there?");
+    expect(await nextAnswer((e) => e.prompt === "Anyone there?")).toMatchObject({
+      event_type: "answer",
+      node: NODE,
+    });
+  });
+
   it("answers an empty, a non-UTF-8 and an oversized prompt with an error event and a code", async () => {
     const cases: Array<[Buffer | string, string]> = [
       ["", "invalid_request"],
@@ -115,18 +127,16 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
     await probe.publish(ASK, "And one more thing?");
     const busy = await nextAnswer((e) => e.prompt === "And one more thing?");
     expect(busy).toMatchObject({ event_type: "error", error: { code: "busy" } });
+    const cancelledBefore = cancelledRuns();
     holder.abort();
-    await vi.waitFor(() =>
-      expect(daemon.logs().some((l) => l.msg === "HTTP client went away: request cancelled")).toBe(true),
-    );
+    await vi.waitFor(() => expect(cancelledRuns()).toBe(cancelledBefore + 1));
 
     const long = "Tell me everything.";
+    const asksAccepted = () =>
+      daemon.logs().filter((l) => l.msg === "request accepted" && l.origin === "ask:node").length;
+    const asksBefore = asksAccepted();
     await probe.publish(ASK, long);
-    await vi.waitFor(() =>
-      expect(
-        daemon.logs().some((l) => l.msg === "request accepted" && l.origin === "ask:node" && l.reqId),
-      ).toBe(true),
-    );
+    await vi.waitFor(() => expect(asksAccepted()).toBe(asksBefore + 1));
     await probe.publish(`tinyllama/${NODE}/ask/cancel`, "cancel");
     const first = await nextAnswer((e) => e.prompt === long);
     expect(first).toMatchObject({ event_type: "answer", finish_reason: "cancelled" });
@@ -235,12 +245,10 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
     await probe.publish(ASK, "Queue full?");
     expect(await nextAnswer((e) => e.prompt === "Queue full?")).toMatchObject({ error: { code: "busy" } });
 
+    const cancelledBefore = cancelledRuns();
     long.abort();
-    await vi.waitFor(() =>
-      expect(daemon.logs().filter((l) => l.msg === "HTTP client went away: request cancelled")).toHaveLength(
-        2,
-      ),
-    );
+    await vi.waitFor(() => expect(cancelledRuns()).toBe(cancelledBefore + 1));
+    expect(daemon.logs().filter((l) => l.msg === "HTTP client went away: request cancelled")).toHaveLength(2);
     const after = await client.generate({
       model,
       prompt: "again",
@@ -250,6 +258,27 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
     expect(after.done).toBe(true);
     await probe.publish(ASK, "And now?");
     expect((await nextAnswer((e) => e.prompt === "And now?")).event_type).toBe("answer");
+  });
+
+  it("tinyllama-edge forget (uninstall.sh --purge) removes the node's entities and retained state", async () => {
+    await daemon.stop();
+    const { stdout } = await run(process.execPath, [
+      BUILT_MAIN,
+      "forget",
+      "--mqtt.url",
+      broker.url,
+      "--node.id",
+      NODE,
+    ]);
+    expect(stdout).toContain(`removed node ${NODE}'s`);
+    const late = await MqttProbe.connect(broker.url);
+    try {
+      await late.subscribe("homeassistant/#", `tinyllama/${NODE}/#`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(late.messages.filter((m) => m.retain && m.text.length > 0).map((m) => m.topic)).toEqual([]);
+    } finally {
+      await late.close();
+    }
   });
 });
 
