@@ -7,6 +7,7 @@ const USER_MISTAKES = new Set<EdgeError["code"]>([
   "model_invalid",
   "model_does_not_fit",
   "download_failed",
+  "platform_unsupported",
 ]);
 
 export function isUserMistake(err: unknown): err is EdgeError {

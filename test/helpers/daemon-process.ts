@@ -28,6 +28,11 @@ export function startDaemonProcess(args: string[], env: NodeJS.ProcessEnv = {}):
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  return watchDaemon(child);
+}
+
+/** Collects a started daemon's output lines and stops it on request. */
+export function watchDaemon(child: ChildProcess): DaemonProcess {
   const lines: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) lines.push(line);

@@ -4,6 +4,7 @@ import type { HardwareProfile } from "../../src/hardware/hardware-profile.js";
 import { defaultPlanRequest, type PlanRequest } from "../../src/hardware/plan-request.js";
 import { type PlanChoice, planRuntime, type RuntimePlan } from "../../src/hardware/plan-runtime.js";
 import { tinyLlamaCatalog } from "../../src/model/catalog.js";
+import { expectedPlans } from "../fixtures/hardware/expected-plans.js";
 import { type FixtureBoard, fixtureBoards, fixtureProfile } from "../fixtures/hardware/fixture-deps.js";
 
 const profiles = new Map<FixtureBoard, HardwareProfile>();
@@ -31,126 +32,6 @@ function planError(board: FixtureBoard, overrides: Partial<PlanRequest> = {}): E
   }
   throw new Error("expected planRuntime to throw");
 }
-
-type Expected = Pick<
-  RuntimePlan,
-  "quantization" | "threads" | "gpuLayers" | "contextSize" | "parallelSequences" | "batchSize" | "useMmap"
->;
-
-/** A plan, or the code of the refusal. */
-const expectedPlans: [FixtureBoard, Expected | "model_does_not_fit" | "platform_unsupported"][] = [
-  ["pi-zero-2w-512mb", "model_does_not_fit"],
-  [
-    "pi4-2gb",
-    {
-      quantization: "Q4_K_M",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 1,
-      batchSize: 256,
-      useMmap: true,
-    },
-  ],
-  [
-    "pi4-8gb",
-    {
-      quantization: "Q4_K_M",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 1,
-      batchSize: 256,
-      useMmap: true,
-    },
-  ],
-  [
-    "pi5-4gb",
-    {
-      quantization: "Q4_0",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 256,
-      useMmap: false,
-    },
-  ],
-  [
-    "pi5-8gb",
-    {
-      quantization: "Q4_0",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 256,
-      useMmap: false,
-    },
-  ],
-  [
-    "rk3588-16gb",
-    {
-      quantization: "Q4_0",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 256,
-      useMmap: false,
-    },
-  ],
-  [
-    "jetson-orin-nano-8gb",
-    {
-      quantization: "Q8_0",
-      threads: 5,
-      gpuLayers: "max",
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 512,
-      useMmap: true,
-    },
-  ],
-  [
-    "x86-laptop-16gb",
-    {
-      quantization: "Q8_0",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 256,
-      useMmap: true,
-    },
-  ],
-  [
-    "x86-desktop-rtx-8gb",
-    {
-      quantization: "Q8_0",
-      threads: 6,
-      gpuLayers: "max",
-      contextSize: 2048,
-      parallelSequences: 4,
-      batchSize: 512,
-      useMmap: true,
-    },
-  ],
-  [
-    "armv7l-1gb",
-    {
-      quantization: "Q3_K_M",
-      threads: 4,
-      gpuLayers: 0,
-      contextSize: 1024,
-      parallelSequences: 1,
-      batchSize: 128,
-      useMmap: true,
-    },
-  ],
-  // 32-bit Raspberry Pi OS: node-llama-cpp's armv7l package holds no binary that loads there.
-  ["pi4-4gb-armv7l", "platform_unsupported"],
-];
 
 const planChoices: PlanChoice[] = [
   "quantization",
