@@ -103,6 +103,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
       queueDepth: service.queueDepth,
       activeRequests: service.activeCount,
       stats,
+      ceilingTokensPerSecond: model.ceiling()?.tokens_per_second ?? null,
     }),
     publish,
     connected,

@@ -1,11 +1,18 @@
 import type { LlamaGpuType } from "node-llama-cpp";
 import { type EdgeError, isEdgeError } from "../errors.js";
 import { type DetectHardwareDeps, detectCpu, detectHardware } from "../hardware/detect-hardware.js";
+import {
+  describeCeiling,
+  type GenerationCeiling,
+  generationCeiling,
+} from "../hardware/generation-ceiling.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
+import { memoryBandwidth } from "../hardware/memory-bandwidth.js";
 import { defaultPlanRequest, type PlanRequest } from "../hardware/plan-request.js";
 import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
 import { recordedBoardDeps } from "../hardware/recorded-board.js";
 import { openLlama } from "../inference/open-llama.js";
+import { createLogger } from "../logging/logger.js";
 import { hostDetectionDeps } from "../runtime/host-detection.js";
 import { planRequestFromConfig } from "../runtime/plan-request-from-config.js";
 import type { Command } from "./command.js";
@@ -29,12 +36,44 @@ export interface RunDetectOptions {
   gpu?: "auto" | LlamaGpuType;
   /** A recorded board to plan for instead of this machine. */
   board?: DetectHardwareDeps;
+  /** Where the measured memory bandwidth is cached; without it (or with a recorded board) none is measured. */
+  stateDir?: string;
 }
 
 export interface DetectResult {
   hardware: HardwareProfile;
   plan: RuntimePlan | null;
+  /** The memory-bandwidth bound on generation for the planned model (this machine only). */
+  generationCeiling?: GenerationCeiling | null;
   error: { code: EdgeError["code"]; message: string } | null;
+}
+
+/** The bandwidth bound for the planned model file, with the plan's threads reading; null when it cannot be measured. */
+async function planCeiling(
+  hardware: HardwareProfile,
+  plan: RuntimePlan,
+  stateDir: string,
+  err: TextSink,
+): Promise<GenerationCeiling | null> {
+  try {
+    const bandwidth = await memoryBandwidth({
+      // stdout carries the report (or its JSON): a warning goes to stderr.
+      logger: createLogger({
+        level: "warn",
+        pretty: false,
+        destination: { write: (line: string) => err.write(line) },
+      }),
+      stateDir,
+      key: [hardware.arch, hardware.board, hardware.cpu.model, hardware.memory.totalBytes, plan.threads].join(
+        "|",
+      ),
+      threads: plan.threads,
+    });
+    return generationCeiling(bandwidth, plan.modelSizeBytes);
+  } catch (error) {
+    err.write(`memory bandwidth could not be measured: ${(error as Error).message}\n`);
+    return null;
+  }
 }
 
 /** Detects the hardware, plans the runtime for it and prints both. Resolves with the exit code. */
@@ -62,6 +101,9 @@ export async function runDetect(options: RunDetectOptions): Promise<number> {
   let failure: EdgeError | null = null;
   try {
     result.plan = planRuntime(hardware, options.planRequest ?? defaultPlanRequest);
+    if (options.stateDir && !options.board) {
+      result.generationCeiling = await planCeiling(hardware, result.plan, options.stateDir, err);
+    }
   } catch (error) {
     if (!isEdgeError(error)) throw error;
     failure = error;
@@ -70,11 +112,16 @@ export async function runDetect(options: RunDetectOptions): Promise<number> {
 
   if (options.json) {
     options.out.write(
-      `${JSON.stringify({ hardware: result.hardware, plan: result.plan, ...(result.error ? { error: result.error } : {}) }, null, 2)}\n`,
+      `${JSON.stringify({ hardware: result.hardware, plan: result.plan, ...(result.generationCeiling ? { generation_ceiling: result.generationCeiling } : {}), ...(result.error ? { error: result.error } : {}) }, null, 2)}\n`,
     );
   } else {
     const sections = [formatHardwareReport(hardware)];
     if (result.plan) sections.push(formatPlanReport(result.plan));
+    if (result.generationCeiling) {
+      sections.push(
+        `Generation ceiling (memory bandwidth / bytes per token)\n  ${describeCeiling(result.generationCeiling)}`,
+      );
+    }
     if (result.error) sections.push(`No plan (${result.error.code})\n  ${result.error.message}`);
     options.out.write(`${sections.join("\n\n")}\n`);
   }
@@ -123,6 +170,7 @@ export const detect: Command = async (ctx) => {
     json: parsed.values.json ?? false,
     out: process.stdout,
     planRequest: planRequestFromConfig(config.runtime),
+    stateDir: config.state.dir,
     gpu: config.runtime.gpu === "off" ? false : config.runtime.gpu,
     ...(board ? { board } : {}),
   });

@@ -25,6 +25,7 @@ export class Info implements Component {
       nodeId,
       runtime: model.runtime,
       threadTuning: model.threadTuning,
+      generationCeiling: model.ceiling(),
       maxQueue,
     });
     await this.deps.publish(topics.info, JSON.stringify(payload), { qos: 1, retain: true });

@@ -2,6 +2,8 @@ import { basename } from "node:path";
 import type { AppConfig } from "../config/app-config.js";
 import type { GenerationRequest } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
+import { type GenerationCeiling, generationCeiling } from "../hardware/generation-ceiling.js";
+import { type MemoryBandwidth, memoryBandwidth } from "../hardware/memory-bandwidth.js";
 import { type GenerateOptions, type GenerationOutcome, InferenceEngine } from "../inference/engine.js";
 import { type ThreadTuning, tuneThreads } from "../inference/thread-tuner.js";
 import type { Component } from "../lifecycle/component.js";
@@ -25,6 +27,7 @@ export class Model implements Component {
   private loading: Promise<void> | undefined;
   private disposed = false;
   private tuning: ThreadTuning | null = null;
+  private bandwidth: MemoryBandwidth | null = null;
 
   constructor(deps: ModelDeps) {
     this.deps = deps;
@@ -37,6 +40,20 @@ export class Model implements Component {
 
   get threadTuning(): ThreadTuning | null {
     return this.tuning;
+  }
+
+  /**
+   * The bandwidth ceiling on generation for the loaded model, with the share of it the thread
+   * tuning's fastest run reached (or `measuredTokensPerSecond`, e.g. the last request's speed).
+   */
+  ceiling(measuredTokensPerSecond?: number | null): GenerationCeiling | null {
+    if (!this.bandwidth || !this.prepared) return null;
+    const tuned = this.tuning ? Math.max(...this.tuning.trials.map((trial) => trial.tokensPerSecond)) : null;
+    return generationCeiling(
+      this.bandwidth,
+      this.prepared.header.fileBytes,
+      measuredTokensPerSecond ?? tuned,
+    );
   }
 
   /** File name of the served model; "none" until it is known. */
@@ -111,6 +128,7 @@ export class Model implements Component {
     });
     await this.engine.start();
     this.tuning = await this.maybeTuneThreads(this.prepared, this.engine, signal);
+    this.bandwidth = await this.measureBandwidth(this.prepared);
     await this.warmPrompts(this.engine);
     this.loaded = true;
   }
@@ -143,6 +161,30 @@ export class Model implements Component {
     });
     logger.info({ threads: tuning.threads, source: tuning.source, trials: tuning.trials }, "threads tuned");
     return tuning;
+  }
+
+  /** Memory bandwidth with as many readers as inference threads, measured once per board and cached. */
+  private async measureBandwidth(prepared: PreparedRuntime): Promise<MemoryBandwidth | null> {
+    const { config, logger } = this.deps;
+    const { hardware } = prepared;
+    try {
+      return await memoryBandwidth({
+        logger: logger.child({ component: "memory-bandwidth" }),
+        stateDir: config.state.dir,
+        key: [
+          hardware.arch,
+          hardware.board,
+          hardware.cpu.model,
+          hardware.memory.totalBytes,
+          this.threads,
+        ].join("|"),
+        threads: this.threads,
+      });
+    } catch (err) {
+      // A figure for the health topic is never worth failing the start.
+      logger.warn({ err }, "memory bandwidth could not be measured");
+      return null;
+    }
   }
 
   /** Saved prompt states into free sequences, then the configured system prompt: before going online. */

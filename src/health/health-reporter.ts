@@ -4,6 +4,7 @@
  */
 
 import type { NodeState } from "../core/node-state.js";
+import { shareOfCeiling } from "../hardware/generation-ceiling.js";
 import type { Logger } from "../logging/logger.js";
 import type { Topics } from "../mqtt/topics.js";
 import type { PublishOptions } from "../mqtt/transport.js";
@@ -32,6 +33,8 @@ export interface ServingSnapshot {
   queueDepth: number;
   activeRequests: number;
   stats: ServingFigures;
+  /** The memory-bandwidth bound on generation (tokens/s) for the loaded model; null until known. */
+  ceilingTokensPerSecond?: number | null;
 }
 
 /** Firmware throttling bits (Raspberry Pi `get_throttled`): now, and since boot (`_occurred`). */
@@ -82,6 +85,15 @@ export interface HealthPayload {
   };
   /** Generation speed of the last request and the average over all. */
   tokens_per_second: { last: number | null; average: number | null };
+  /**
+   * How close generation runs to its limit: memory bandwidth / bytes read per token (docs/arm.md),
+   * and the last and average request speeds as shares of it (0-1). Null until bandwidth is known.
+   */
+  generation_ceiling: {
+    tokens_per_second: number;
+    share_last: number | null;
+    share_average: number | null;
+  } | null;
   /** Time to first token of the last request, ms. */
   ttft_ms_last: number | null;
   /** Inference threads: as planned, and now (fewer while the thermal guard holds them back). */
@@ -107,6 +119,16 @@ function round(value: number | null, digits: number): number | null {
   if (value === null || !Number.isFinite(value)) return null;
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
+}
+
+function ceilingPayload(serving: ServingSnapshot): HealthPayload["generation_ceiling"] {
+  const ceiling = serving.ceilingTokensPerSecond ?? null;
+  if (ceiling === null || !(ceiling > 0)) return null;
+  return {
+    tokens_per_second: round(ceiling, 1) ?? 0,
+    share_last: shareOfCeiling(serving.stats.lastTokensPerSecond, ceiling),
+    share_average: shareOfCeiling(serving.stats.averageTokensPerSecond, ceiling),
+  };
 }
 
 export function buildHealthPayload({ sample, serving, thermal, now }: HealthPayloadInput): HealthPayload {
@@ -150,6 +172,7 @@ export function buildHealthPayload({ sample, serving, thermal, now }: HealthPayl
       last: round(stats.lastTokensPerSecond, 2),
       average: round(stats.averageTokensPerSecond, 2),
     },
+    generation_ceiling: ceilingPayload(serving),
     ttft_ms_last: round(stats.lastTtftMs, 0),
     threads: {
       configured: thermal?.threads.configured ?? null,

@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import { getModuleVersion } from "node-llama-cpp";
+import type { GenerationCeiling } from "../hardware/generation-ceiling.js";
 import type { RuntimePlan } from "../hardware/plan-runtime.js";
 import { binaryOf } from "../inference/open-llama.js";
 import type { ThreadTuning } from "../inference/thread-tuner.js";
@@ -10,6 +11,8 @@ export interface InfoPayloadInput {
   nodeId: string;
   runtime: PreparedRuntime;
   threadTuning: ThreadTuning | null;
+  /** The memory-bandwidth bound on generation; null where bandwidth could not be measured. */
+  generationCeiling: GenerationCeiling | null;
   maxQueue: number;
 }
 
@@ -29,7 +32,7 @@ export function effectivePlan(plan: RuntimePlan, tuning: ThreadTuning | null): R
 
 /** The retained info topic: what runs here, on what, with which plan and why, and what it can do. */
 export async function buildInfoPayload(input: InfoPayloadInput): Promise<Record<string, unknown>> {
-  const { nodeId, runtime, threadTuning, maxQueue } = input;
+  const { nodeId, runtime, threadTuning, generationCeiling, maxQueue } = input;
   const { hardware, plan, header, llama } = runtime;
   return {
     version: packageVersion(),
@@ -57,6 +60,7 @@ export async function buildInfoPayload(input: InfoPayloadInput): Promise<Record<
     },
     plan: effectivePlan(plan, threadTuning),
     thread_tuning: threadTuning,
+    generation_ceiling: generationCeiling,
     capabilities: {
       stream: true,
       json_schema: true,

@@ -104,6 +104,13 @@ describe("health, Home Assistant discovery and thermal care of the running daemo
     const health = after.json as Json;
     expect(health.totals.completion_tokens).toBeGreaterThan(before.totals.completion_tokens);
     expect(health.tokens_per_second.last).toBeGreaterThan(0);
+    // The bandwidth bound for the loaded model, and the share of it the request reached.
+    expect(health.generation_ceiling.tokens_per_second).toBeGreaterThan(0);
+    // (the tiny model fits in the caches, so its share is small; the arithmetic is what counts here)
+    expect(health.generation_ceiling.share_last).toBeCloseTo(
+      health.tokens_per_second.last / health.generation_ceiling.tokens_per_second,
+      2,
+    );
     expect(health.ttft_ms_last).toBeGreaterThan(0);
     await probe.waitForJson(`tinyllama/${NODE}/last_answer`, (a) => a.id === "h1");
     const late = await MqttProbe.connect(broker.url);

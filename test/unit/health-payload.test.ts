@@ -124,7 +124,8 @@ describe("health payload from recorded files", () => {
     await metrics.start();
     const payload = buildHealthPayload({
       sample: await metrics.collect(),
-      serving: servingSnapshot(),
+      // The Pi 5's bandwidth ceiling for a 0.64 GB Q4_0: 11.4 GB/s / 0.64 GB.
+      serving: { ...servingSnapshot(), ceilingTokensPerSecond: 17.8 },
       thermal: throttledStatus,
       now: new Date("2025-01-01T10:00:30.000Z"),
     });
@@ -160,6 +161,7 @@ describe("health payload from recorded files", () => {
         completion_tokens: 81,
       },
       tokens_per_second: { last: 12.46, average: 13.33 },
+      generation_ceiling: { tokens_per_second: 17.8, share_last: 0.7, share_average: 0.75 },
       ttft_ms_last: 389,
       threads: { configured: 4, current: 2 },
       thermal: {
