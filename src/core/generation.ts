@@ -34,7 +34,8 @@ export interface GenerationRequest {
   timeoutMs: number;
 }
 
-export type FinishReason = "stop" | "length" | "cancelled" | "timeout";
+/** "shutdown": the daemon stopped while it ran (not the requester's cancel). */
+export type FinishReason = "stop" | "length" | "cancelled" | "timeout" | "shutdown";
 
 /** A generation that ran: its text, why it ended, its token counts and timings. */
 export interface GenerationResult {

@@ -36,7 +36,7 @@ export interface OllamaServerDeps {
   limits: RequestLimitsConfig;
   requests: {
     submit(request: GenerationRequest, sink: AnswerSink, from: { sender: string }): void;
-    cancel(id: string): boolean;
+    cancel(id: string, requester: string): boolean;
   };
   /** The served model; null while it loads. */
   model: () => ServedModel | null;
@@ -201,14 +201,13 @@ export class OllamaServer {
         else this.refuse(response, path, failure);
       },
     };
+    const sender = `http:${request.socket.remoteAddress ?? "unknown"}`;
     response.on("close", () => {
       if (settled) return;
       this.deps.logger.info({ reqId: id }, "HTTP client went away: request cancelled");
-      this.deps.requests.cancel(id);
+      this.deps.requests.cancel(id, sender);
     });
-    this.deps.requests.submit(validated.request, sink, {
-      sender: `http:${request.socket.remoteAddress ?? "unknown"}`,
-    });
+    this.deps.requests.submit(validated.request, sink, { sender });
   }
 
   private refuse(response: ServerResponse, path: string, failure: OllamaFailure): void {

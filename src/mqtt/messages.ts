@@ -189,13 +189,37 @@ export function createRequestValidator(options: ParseRequestOptions): (json: unk
   };
 }
 
-/** `{"id":"…"}` on a cancel topic. */
-export function parseCancel(payload: Buffer): { ok: true; id: string } | { ok: false; message: string } {
+/** What a cancel names: the request's id and, to prove it comes from the requester, its reply address or token. */
+export interface CancelRequest {
+  id: string;
+  /** The request's reply_to (requests that named one; MQTT 5 clients may give the Response Topic instead). */
+  replyTo: string | undefined;
+  /** The token of the request's first stream chunk. */
+  cancelToken: string | undefined;
+}
+
+/** `{"id":"…","reply_to"?:"…","cancel_token"?:"…"}` on a cancel topic. */
+export function parseCancel(
+  payload: Buffer,
+): { ok: true; cancel: CancelRequest } | { ok: false; message: string } {
   try {
     const json: unknown = JSON.parse(payload.toString("utf8"));
-    const parsed = z.object({ id: idSchema }).safeParse(json);
+    const parsed = z
+      .object({
+        id: idSchema,
+        reply_to: z.string().min(1).max(512).optional(),
+        cancel_token: z.string().min(1).max(64).optional(),
+      })
+      .safeParse(json);
     return parsed.success
-      ? { ok: true, id: parsed.data.id }
+      ? {
+          ok: true,
+          cancel: {
+            id: parsed.data.id,
+            replyTo: parsed.data.reply_to,
+            cancelToken: parsed.data.cancel_token,
+          },
+        }
       : { ok: false, message: describeIssues(parsed.error) };
   } catch {
     return { ok: false, message: "payload is not valid JSON" };
@@ -242,6 +266,8 @@ export interface StreamChunk {
   id: string;
   seq: number;
   text: string;
+  /** On the first chunk only: what a cancel must carry to prove it comes from the requester. */
+  cancel_token?: string;
 }
 
 /** A generation result as the MQTT final answer. */

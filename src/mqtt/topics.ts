@@ -94,6 +94,8 @@ export interface Topics {
   originOf(topic: string): RequestOrigin;
   /** Topics a request must never redirect replies into. */
   isReserved(topic: string): boolean;
+  /** A node's or the pool's default response topics (`<base>/<node|pool>/response/…`). */
+  isResponse(topic: string): boolean;
 }
 
 function assertLevel(name: string, value: string): void {
@@ -141,6 +143,11 @@ export function createTopics(options: TopicsOptions): Topics {
     },
     originOf(topic) {
       return topic.startsWith(`${poolRoot}/`) ? "pool" : "node";
+    },
+    isResponse(topic) {
+      if (!topic.startsWith(`${base}/`)) return false;
+      const rest = topic.slice(base.length + 1).split("/");
+      return rest.length >= 3 && rest[1] === "response";
     },
     isReserved(topic) {
       // Any node's status/info/health/last_answer/request/cancel/ask/answer, the pool's topics and

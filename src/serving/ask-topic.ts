@@ -40,7 +40,7 @@ export interface AskTopicDeps {
   limits: RequestLimitsConfig;
   requests: {
     submit(request: GenerationRequest, sink: AnswerSink, from: { sender: string; receivedAt?: number }): void;
-    cancel(id: string): boolean;
+    cancel(id: string, requester: string): boolean;
   };
   publish: (topic: string, payload: string, options: PublishOptions) => Promise<unknown>;
 }
@@ -51,7 +51,8 @@ export class AskTopic {
   private readonly deps: AskTopicDeps;
   private readonly validate: ReturnType<typeof createRequestValidator>;
   /** Asks queued or running, for the Cancel button. */
-  private readonly inFlight = new Set<string>();
+  /** Ask ids in flight, with the sender they were submitted as (a cancel names both). */
+  private readonly inFlight = new Map<string, string>();
 
   constructor(deps: AskTopicDeps) {
     this.deps = deps;
@@ -81,7 +82,8 @@ export class AskTopic {
       this.publishEvent(logger, errorEvent(id, prompt, validated.error, this.deps.topics.nodeId));
       return;
     }
-    this.inFlight.add(id);
+    const sender = `ask:${origin}`;
+    this.inFlight.set(id, sender);
     const settle = (event: AnswerEvent) => {
       this.inFlight.delete(id);
       this.publishEvent(logger, event);
@@ -107,15 +109,15 @@ export class AskTopic {
         error: (error) => settle(errorEvent(id, prompt, error, node)),
       },
       // All asks take one fairness turn together: they carry no sender identity.
-      { sender: `ask:${origin}`, receivedAt: message.receivedAt },
+      { sender, receivedAt: message.receivedAt },
     );
   }
 
   /** Any message on the ask cancel topic stops every ask this node holds (queued or running). */
   handleCancel(message: IncomingMessage): void {
     if (message.retained) return;
-    const ids = [...this.inFlight];
-    for (const id of ids) this.deps.requests.cancel(id);
+    const ids = [...this.inFlight.keys()];
+    for (const [id, sender] of [...this.inFlight]) this.deps.requests.cancel(id, sender);
     this.deps.logger.info({ cancelled: ids.length }, "asks cancelled");
   }
 

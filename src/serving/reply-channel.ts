@@ -1,7 +1,13 @@
 import type { GenerationResult } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import type { Logger } from "../logging/logger.js";
-import { type ErrorReply, errorReply, type FinalResult, finalResult } from "../mqtt/messages.js";
+import {
+  type ErrorReply,
+  errorReply,
+  type FinalResult,
+  finalResult,
+  type StreamChunk,
+} from "../mqtt/messages.js";
 import type { PublishOptions } from "../mqtt/transport.js";
 
 /** Resolves false when the message was not sent because it exceeds the broker's maximum packet size. */
@@ -13,6 +19,8 @@ export interface ReplyChannelOptions {
   streamTopic: string | null;
   correlationData: Buffer | undefined;
   streamQos: 0 | 1;
+  /** Sent on the first stream chunk, so the requester can cancel (and nobody who only knows the id). */
+  cancelToken?: string;
   node: string;
   publish: Publish;
   logger: Logger;
@@ -39,7 +47,9 @@ export class ReplyChannel {
   chunk(text: string): void {
     const { streamTopic, id } = this.options;
     if (this.settled || streamTopic === null || id === null || text.length === 0) return;
-    this.send(streamTopic, JSON.stringify({ id, seq: this.seq++, text }), this.options.streamQos, () => {
+    const chunk: StreamChunk = { id, seq: this.seq++, text };
+    if (chunk.seq === 0 && this.options.cancelToken) chunk.cancel_token = this.options.cancelToken;
+    this.send(streamTopic, JSON.stringify(chunk), this.options.streamQos, () => {
       if (this.chunksDropped++ === 0)
         this.options.logger.warn(
           { reqId: id, topic: streamTopic },

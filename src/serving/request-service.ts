@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { RequestLimitsConfig } from "../config/app-config.js";
 import type { FinishReason, GenerationRequest, GenerationResult } from "../core/generation.js";
 import { EdgeError, toEdgeError } from "../errors.js";
@@ -27,6 +27,11 @@ export interface RequestServiceDeps {
   /** Reply topic filters a request may name (reserved topics are refused regardless). */
   replyTopicAllow: string[];
   fairness: "sender" | "fifo";
+  /**
+   * An MQTT 5 user property the broker sets to the publishing client's identity (empty: none). Only
+   * worth naming where the broker overwrites it; a client could set it itself otherwise.
+   */
+  senderProperty?: string;
   /** Requests a minute per sender; 0: unlimited. */
   ratePerMinute: number;
   /** Requests generated at once; 0 holds them in the queue until startServing(). */
@@ -80,6 +85,33 @@ interface Job extends JobHandle {
   request: GenerationRequest;
   reply: AnswerSink;
   logger: Logger;
+  /** Whose conversations the request may read and extend. */
+  conversationScope: string;
+  /** A cancel must bring the request's correlation data, or its token. */
+  correlation: Buffer | undefined;
+  cancelToken: string | undefined;
+  /** Hash of the message: a QoS 1 redelivery has the same, a reused id another. */
+  fingerprint: string | undefined;
+}
+
+/** Where a request came from, as the queue, cancels and conversations see it. */
+interface Origin {
+  /** Fairness and rate-limit key. */
+  sender: string;
+  /** The reply address: with the id, it names the job (see JobHandle.key). */
+  requester: string;
+  conversationScope: string;
+  receivedAt: number;
+  expiryMs: number;
+  logger: Logger;
+  logFields: Record<string, unknown>;
+  correlation?: Buffer | undefined;
+  cancelToken?: string | undefined;
+  fingerprint?: string | undefined;
+}
+
+function jobKey(requester: string, id: string): string {
+  return `${requester}\n${id}`;
 }
 
 /**
@@ -144,12 +176,14 @@ export class RequestService {
     const reqLogger = logger.child({ reqId: id ?? undefined, origin });
     const correlationBytes = message.correlationData?.length ?? 0;
     const correlationTooLong = correlationBytes > MAX_CORRELATION_BYTES;
+    const cancelToken = randomBytes(12).toString("base64url");
     const reply = new ReplyChannel({
       id,
       topic: address.topic,
       streamTopic: parsed.ok && parsed.request.stream ? topics.stream(address.topic) : null,
       correlationData: correlationTooLong ? undefined : message.correlationData,
       streamQos: this.deps.streamQos,
+      cancelToken,
       node: topics.nodeId,
       publish: this.deps.publish,
       logger: reqLogger,
@@ -165,6 +199,18 @@ export class RequestService {
       reply.error(new EdgeError("invalid_request", address.problem));
       return;
     }
+    if (message.retained) {
+      // Delivered from the broker's store (an MQTT 3.1.1 subscription; MQTT 5 asks for none): it
+      // would run again on every restart and reconnect.
+      reqLogger.warn("retained request not run");
+      reply.error(
+        new EdgeError(
+          "invalid_request",
+          "retained requests are not run (they would run again on every restart): publish without the retain flag",
+        ),
+      );
+      return;
+    }
     if (correlationTooLong) {
       const reason = `correlation data is ${correlationBytes} bytes; the limit is ${MAX_CORRELATION_BYTES}`;
       reqLogger.warn({ reason }, "invalid request");
@@ -173,12 +219,23 @@ export class RequestService {
     }
     const expiryMs =
       message.messageExpirySeconds === undefined ? Infinity : message.messageExpirySeconds * 1000;
+    const client = this.clientOf(address.topic, message);
     this.enqueue(parsed.request, reply, {
-      sender: this.senderOf(address.topic),
+      // Without a stamped identity, a request on its default reply topic says nothing about its
+      // client: it counts on its own rather than with every other client that named no reply topic.
+      sender: client.stamped || !address.isDefault ? client.id : `request:${address.topic}`,
+      requester: address.topic,
+      conversationScope: client.id,
       receivedAt: message.receivedAt,
       expiryMs,
       logger: reqLogger,
       logFields: { replyTopic: address.topic },
+      correlation: message.correlationData,
+      cancelToken,
+      fingerprint: createHash("sha256")
+        .update(message.payload)
+        .update(message.correlationData ?? Buffer.alloc(0))
+        .digest("base64url"),
     });
   }
 
@@ -192,6 +249,8 @@ export class RequestService {
     try {
       this.enqueue(request, reply, {
         sender: from.sender,
+        requester: from.sender,
+        conversationScope: from.sender,
         receivedAt: from.receivedAt ?? performance.now(),
         expiryMs: Infinity,
         logger: reqLogger,
@@ -203,26 +262,28 @@ export class RequestService {
     }
   }
 
-  /** Stops a queued or running request by id; true when it was here. */
-  cancel(id: string): boolean {
-    return this.scheduler.cancel(id, "cancelled");
+  /** Stops a queued or running request of this requester (the `sender` it was submitted with); true when it was here. */
+  cancel(id: string, requester: string): boolean {
+    return this.scheduler.cancel(jobKey(requester, id), "cancelled");
   }
 
-  private enqueue(
-    request: GenerationRequest,
-    reply: AnswerSink,
-    from: {
-      sender: string;
-      receivedAt: number;
-      expiryMs: number;
-      logger: Logger;
-      logFields: Record<string, unknown>;
-    },
-  ): void {
+  private enqueue(request: GenerationRequest, reply: AnswerSink, from: Origin): void {
     const reqLogger = from.logger;
-    if (this.scheduler.has(request.id)) {
-      // A QoS 1 redelivery, or a client reusing a live id: the one in flight answers.
-      reqLogger.warn("duplicate of a request in flight ignored");
+    const key = jobKey(from.requester, request.id);
+    const existing = this.scheduler.get(key);
+    if (existing) {
+      if (from.fingerprint !== undefined && existing.fingerprint === from.fingerprint) {
+        // A QoS 1 redelivery: the one in flight answers.
+        reqLogger.warn("redelivery of a request in flight ignored");
+        return;
+      }
+      reqLogger.warn("request id already in flight for this requester");
+      reply.error(
+        new EdgeError(
+          "invalid_request",
+          `id ${request.id} is already in flight on this reply topic: use a new id`,
+        ),
+      );
       return;
     }
     if (!this.accepting) {
@@ -239,6 +300,7 @@ export class RequestService {
     }
     const job: Job = {
       id: request.id,
+      key,
       // Fairness turns go per sender, or to everyone at once in fifo mode.
       sender: this.deps.fairness === "fifo" ? "" : from.sender,
       receivedAt: from.receivedAt,
@@ -246,6 +308,10 @@ export class RequestService {
       request,
       reply,
       logger: reqLogger,
+      conversationScope: from.conversationScope,
+      correlation: from.correlation,
+      cancelToken: from.cancelToken,
+      fingerprint: from.fingerprint,
     };
     reqLogger.info(
       {
@@ -272,35 +338,74 @@ export class RequestService {
     origin: "node" | "pool",
     responseTopic: string | undefined,
     replyTo: string | undefined,
-  ): { topic: string; problem?: string } {
+  ): { topic: string; isDefault: boolean; problem?: string } {
     const { topics } = this.deps;
     const fallback = id === null ? topics.errors : topics.response(origin, id);
     const requested = responseTopic ?? replyTo;
-    if (requested === undefined) return { topic: fallback };
+    if (requested === undefined || requested === fallback) return { topic: fallback, isDefault: true };
     const allowed = this.deps.replyTopicAllow.some((filter) => topicMatches(filter, requested));
-    if (!isPublishableTopic(requested) || topics.isReserved(requested) || !allowed) {
+    // Another request's default reply topic would hand its requester a second final.
+    if (
+      !isPublishableTopic(requested) ||
+      topics.isReserved(requested) ||
+      topics.isResponse(requested) ||
+      !allowed
+    ) {
       return {
         topic: fallback,
-        problem: `reply topic ${JSON.stringify(requested.slice(0, 128))} is not allowed (wildcards, $-topics, empty levels, the daemons' own and discovery topics are refused, and it must match mqtt.replyTopicAllow)`,
+        isDefault: true,
+        problem: `reply topic ${JSON.stringify(requested.slice(0, 128))} is not allowed (wildcards, $-topics, empty levels, the daemons' own, response and discovery topics are refused, and it must match mqtt.replyTopicAllow)`,
       };
     }
-    return { topic: requested };
+    return { topic: requested, isDefault: false };
   }
 
-  /** A sender: its reply topic without the last level (the id), so one client's requests count together. */
-  private senderOf(replyTopic: string): string {
+  /**
+   * The client behind a request: the identity the broker stamped (scheduler.senderProperty), else its
+   * reply topic without the last level (the id), so one client's requests count together.
+   */
+  private clientOf(replyTopic: string, message: IncomingMessage): { id: string; stamped: boolean } {
+    const property = this.deps.senderProperty;
+    const stamped = property ? message.userProperties?.[property] : undefined;
+    if (typeof stamped === "string" && stamped.length > 0) return { id: `client:${stamped}`, stamped: true };
     const cut = replyTopic.lastIndexOf("/");
-    return cut > 0 ? replyTopic.slice(0, cut) : replyTopic;
+    return { id: cut > 0 ? replyTopic.slice(0, cut) : replyTopic, stamped: false };
   }
 
+  /**
+   * A cancel is honoured only from the requester: it names the request's reply topic (MQTT 5 Response
+   * Topic, reply_to, or the default one) and brings its correlation data, or it brings the cancel
+   * token of the first stream chunk. Knowing an id is not enough.
+   */
   handleCancel(message: IncomingMessage): void {
-    const parsed = parseCancel(message.payload);
-    if (!parsed.ok) {
-      this.deps.logger.warn({ reason: parsed.message, topic: message.topic }, "invalid cancel ignored");
+    const { logger, topics } = this.deps;
+    if (message.retained) {
+      logger.warn({ topic: message.topic }, "retained cancel ignored");
       return;
     }
-    const found = this.scheduler.cancel(parsed.id, "cancelled");
-    this.deps.logger.info({ reqId: parsed.id, found }, "cancel");
+    const parsed = parseCancel(message.payload);
+    if (!parsed.ok) {
+      logger.warn({ reason: parsed.message, topic: message.topic }, "invalid cancel ignored");
+      return;
+    }
+    const { id, replyTo, cancelToken } = parsed.cancel;
+    const requester = message.responseTopic ?? replyTo ?? topics.response(topics.originOf(message.topic), id);
+    const named = this.scheduler.get(jobKey(requester, id));
+    const proven =
+      named &&
+      (named.correlation === undefined ||
+        named.correlation.equals(message.correlationData ?? Buffer.alloc(0)))
+        ? named
+        : cancelToken === undefined
+          ? undefined
+          : this.scheduler.withId(id).find((job) => job.cancelToken === cancelToken);
+    if (!proven) {
+      const here = this.scheduler.withId(id).length > 0;
+      logger[here ? "warn" : "info"]({ reqId: id, found: false, refused: here }, "cancel");
+      return;
+    }
+    this.scheduler.cancel(proven.key, "cancelled");
+    logger.info({ reqId: id, found: true }, "cancel");
   }
 
   private async run(job: Job, signal: AbortSignal): Promise<void> {
@@ -315,7 +420,7 @@ export class RequestService {
   private async generate(job: Job, signal: AbortSignal): Promise<void> {
     const startedAt = performance.now();
     const { reply, logger } = job;
-    const request = this.withConversation(job.request);
+    const request = this.withConversation(job.request, job.conversationScope);
     try {
       const outcome = await this.deps.generator.generate(request, {
         signal,
@@ -366,7 +471,7 @@ export class RequestService {
         },
         "request answered",
       );
-      this.remember(job.request, outcome.text, finishReason);
+      this.remember(job.request, job.conversationScope, outcome.text, finishReason);
       reply.final(result);
       this.deps.events?.answered(result);
     } catch (err) {
@@ -380,9 +485,9 @@ export class RequestService {
   }
 
   /** The request with its conversation's earlier turns put before its own (system messages stay first). */
-  private withConversation(request: GenerationRequest): GenerationRequest {
+  private withConversation(request: GenerationRequest, scope: string): GenerationRequest {
     if (!request.conversationId || request.input.kind !== "chat") return request;
-    const history = this.deps.conversations.history(request.conversationId);
+    const history = this.deps.conversations.history(jobKey(scope, request.conversationId));
     if (history.length === 0) return request;
     const own = request.input.messages;
     const messages = [
@@ -393,10 +498,16 @@ export class RequestService {
     return { ...request, input: { kind: "chat", messages } };
   }
 
-  private remember(request: GenerationRequest, answer: string, finishReason: FinishReason): void {
+  /** Conversations belong to their client: another client using the same conversation_id gets its own. */
+  private remember(
+    request: GenerationRequest,
+    scope: string,
+    answer: string,
+    finishReason: FinishReason,
+  ): void {
     if (!request.conversationId || request.input.kind !== "chat") return;
     if (finishReason !== "stop" && finishReason !== "length") return;
-    this.deps.conversations.append(request.conversationId, [
+    this.deps.conversations.append(jobKey(scope, request.conversationId), [
       ...request.input.messages,
       { role: "assistant", content: answer },
     ]);
@@ -410,7 +521,8 @@ export class RequestService {
 }
 
 function stopCauseToFinish(reason: unknown): FinishReason {
-  return (reason as StopCause) === "timeout" ? "timeout" : "cancelled";
+  const cause = reason as StopCause;
+  return cause === "timeout" ? "timeout" : cause === "shutting_down" ? "shutdown" : "cancelled";
 }
 
 function round(value: number): number {

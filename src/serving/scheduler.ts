@@ -5,7 +5,12 @@ export type StopCause = "cancelled" | "timeout" | "shutting_down";
 
 export interface JobHandle {
   id: string;
-  /** Fairness key: jobs of different senders take turns. */
+  /**
+   * The job's identity: its requester and id together (ids are chosen by clients, so two clients
+   * may use the same one). Cancels and duplicate checks go by it.
+   */
+  key: string;
+  /** Fairness key: jobs of different senders take turns and share the queue. */
   sender: string;
   /** performance.now() when the request arrived. */
   receivedAt: number;
@@ -33,8 +38,9 @@ interface Queued<J> {
 
 /**
  * A bounded queue in front of a fixed number of slots. Senders take turns (round-robin over their
- * own FIFO queues) so one flooding client cannot starve the others. Every job ends in exactly one of
- * run() or reject().
+ * own FIFO queues) and share the queue: when it is full, a newcomer displaces the newest job of the
+ * sender holding the most, so one flooding client cannot keep the others out. Every job ends in
+ * exactly one of run() or reject().
  */
 export class Scheduler<J extends JobHandle> {
   private readonly deps: SchedulerDeps<J>;
@@ -66,8 +72,17 @@ export class Scheduler<J extends JobHandle> {
     return this.running.size;
   }
 
-  has(id: string): boolean {
-    return this.running.has(id) || this.findQueued(id) !== undefined;
+  /** The queued or running job with this key. */
+  get(key: string): J | undefined {
+    return this.running.get(key)?.job ?? this.findQueued(key)?.job;
+  }
+
+  /** Every queued and running job with this id (clients choose ids: several may share one). */
+  withId(id: string): J[] {
+    const queued = [...this.queues.values()].flatMap((queue) => queue.map((entry) => entry.job));
+    return [...[...this.running.values()].map((entry) => entry.job), ...queued].filter(
+      (job) => job.id === id,
+    );
   }
 
   /** Queues the job or throws busy / shutting_down; the job is then owned by the scheduler. */
@@ -77,17 +92,37 @@ export class Scheduler<J extends JobHandle> {
       this.start(job);
       return;
     }
-    if (this.queuedCount >= this.deps.maxQueue) {
+    if (this.queuedCount >= this.deps.maxQueue && !this.displaceFor(job.sender)) {
       throw new EdgeError("busy", `queue full (${this.queuedCount} waiting)`, {
         details: { retryAfterMs: this.retryAfterMs() },
       });
     }
     const delay = Math.max(0, job.deadline - this.now());
-    const timer = setTimeout(() => this.expire(job.id), delay);
+    const timer = setTimeout(() => this.expire(job.key), delay);
     const queue = this.queues.get(job.sender) ?? [];
     queue.push({ job, timer });
     this.queues.set(job.sender, queue);
     this.queuedCount++;
+  }
+
+  /**
+   * Makes room for a job of `sender` in a full queue by refusing the newest job of the sender with
+   * the most queued, when that sender would still hold more than `sender` after. False: no room.
+   */
+  private displaceFor(sender: string): boolean {
+    const own = this.queues.get(sender)?.length ?? 0;
+    let largest: Queued<J>[] | undefined;
+    for (const queue of this.queues.values()) if (!largest || queue.length > largest.length) largest = queue;
+    if (!largest || largest.length <= own + 1) return false;
+    const victim = largest.at(-1)!.job;
+    this.removeQueued(victim.key);
+    this.deps.reject(
+      victim,
+      new EdgeError("busy", "queue full: displaced by another sender (this one holds the most waiting)", {
+        details: { retryAfterMs: this.retryAfterMs() },
+      }),
+    );
+    return true;
   }
 
   /** A guess at when a slot frees up, from the measured average job time. */
@@ -96,14 +131,14 @@ export class Scheduler<J extends JobHandle> {
     return Math.ceil((average * (this.queuedCount + this.running.size)) / Math.max(1, this.slots));
   }
 
-  /** True when the id was queued or running here. */
-  cancel(id: string, cause: StopCause = "cancelled"): boolean {
-    const running = this.running.get(id);
+  /** True when the job with this key was queued or running here. */
+  cancel(key: string, cause: StopCause = "cancelled"): boolean {
+    const running = this.running.get(key);
     if (running) {
       running.controller.abort(cause);
       return true;
     }
-    const queued = this.removeQueued(id);
+    const queued = this.removeQueued(key);
     if (!queued) return false;
     this.deps.reject(
       queued,
@@ -114,22 +149,22 @@ export class Scheduler<J extends JobHandle> {
     return true;
   }
 
-  private expire(id: string): void {
-    const job = this.removeQueued(id);
+  private expire(key: string): void {
+    const job = this.removeQueued(key);
     if (job) this.deps.reject(job, new EdgeError("timeout", "the request expired while queued"));
   }
 
-  private findQueued(id: string): Queued<J> | undefined {
+  private findQueued(key: string): Queued<J> | undefined {
     for (const queue of this.queues.values()) {
-      const found = queue.find((entry) => entry.job.id === id);
+      const found = queue.find((entry) => entry.job.key === key);
       if (found) return found;
     }
     return undefined;
   }
 
-  private removeQueued(id: string): J | undefined {
+  private removeQueued(key: string): J | undefined {
     for (const [sender, queue] of this.queues) {
-      const index = queue.findIndex((entry) => entry.job.id === id);
+      const index = queue.findIndex((entry) => entry.job.key === key);
       if (index < 0) continue;
       const [entry] = queue.splice(index, 1);
       if (queue.length === 0) this.queues.delete(sender);
@@ -159,10 +194,10 @@ export class Scheduler<J extends JobHandle> {
     const timer = setTimeout(() => controller.abort("timeout" satisfies StopCause), Math.max(0, remaining));
     const done = this.deps.run(job, controller.signal).finally(() => {
       clearTimeout(timer);
-      this.running.delete(job.id);
+      this.running.delete(job.key);
       this.fill();
     });
-    this.running.set(job.id, { job, controller, done });
+    this.running.set(job.key, { job, controller, done });
   }
 
   private fill(): void {
@@ -184,7 +219,7 @@ export class Scheduler<J extends JobHandle> {
   async drain(): Promise<void> {
     this.closed = true;
     for (const queue of [...this.queues.values()]) {
-      for (const entry of [...queue]) this.cancel(entry.job.id, "shutting_down");
+      for (const entry of [...queue]) this.cancel(entry.job.key, "shutting_down");
     }
     for (const { controller } of this.running.values()) controller.abort("shutting_down" satisfies StopCause);
     await Promise.all([...this.running.values()].map((entry) => entry.done));

@@ -181,8 +181,8 @@ describe("scheduling: queue, parallel sequences, cancel, deadlines, prefix reuse
     );
     expect(await daemon.stop("SIGTERM")).toBe(0);
     const [a, b, c] = await Promise.all(["end-1", "end-2", "end-3"].map(finalOf));
-    expect(a!.finish_reason).toBe("cancelled");
-    expect(b!.finish_reason).toBe("cancelled");
+    expect(a!.finish_reason).toBe("shutdown");
+    expect(b!.finish_reason).toBe("shutdown");
     expect(c).toMatchObject({ status: "error", error: { code: "shutting_down" } });
   });
 });

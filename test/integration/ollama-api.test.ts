@@ -71,8 +71,8 @@ describe("the Ollama-compatible API", () => {
       limits: LIMITS,
       requests: {
         submit: (request, sink, from) => service.submit(request, sink, from),
-        cancel: (id) => {
-          const found = service.cancel(id);
+        cancel: (id, requester) => {
+          const found = service.cancel(id, requester);
           cancels.push({ id, found });
           return found;
         },

@@ -99,7 +99,14 @@ describe("request validation", () => {
 
 describe("cancel validation", () => {
   it("accepts an id and refuses anything else", () => {
-    expect(parseCancel(Buffer.from('{"id":"abc"}'))).toEqual({ ok: true, id: "abc" });
+    expect(parseCancel(Buffer.from('{"id":"abc"}'))).toEqual({
+      ok: true,
+      cancel: { id: "abc", replyTo: undefined, cancelToken: undefined },
+    });
+    expect(parseCancel(Buffer.from('{"id":"abc","reply_to":"me/r","cancel_token":"t1"}'))).toEqual({
+      ok: true,
+      cancel: { id: "abc", replyTo: "me/r", cancelToken: "t1" },
+    });
     expect(parseCancel(Buffer.from("nope")).ok).toBe(false);
     expect(parseCancel(Buffer.from('{"id":"a/b"}')).ok).toBe(false);
     expect(parseCancel(Buffer.from("{}")).ok).toBe(false);

@@ -128,10 +128,10 @@ describe("RequestService.submit: requests that do not come from the JSON request
     const { sink, events } = recordingSink();
     requests.submit(request("c1"), sink, { sender: "ask" });
     await vi.waitFor(() => expect(generator.releases.length === 1).toBe(true));
-    expect(requests.cancel("c1")).toBe(true);
+    expect(requests.cancel("c1", "ask")).toBe(true);
     await vi.waitFor(() => expect(events.some((e) => e.kind === "final")).toBe(true));
     expect((events.at(-1)!.value as GenerationResult).finishReason).toBe("cancelled");
-    expect(requests.cancel("c1")).toBe(false);
+    expect(requests.cancel("c1", "ask")).toBe(false);
   });
 
   it("cancel of a queued request answers it cancelled without running it", async () => {
@@ -140,7 +140,7 @@ describe("RequestService.submit: requests that do not come from the JSON request
     const queued = recordingSink();
     requests.submit(request("r1"), running.sink, { sender: "a" });
     requests.submit(request("r2"), queued.sink, { sender: "b" });
-    expect(requests.cancel("r2")).toBe(true);
+    expect(requests.cancel("r2", "b")).toBe(true);
     expect(queued.events.map((e) => e.kind)).toEqual(["error"]);
     expect((queued.events[0]!.value as EdgeError).code).toBe("cancelled");
     await vi.waitFor(() => expect(generator.releases.length === 1).toBe(true));
