@@ -9,6 +9,7 @@ import { Online } from "./components/online.js";
 import { Discovery, Health, Metrics, Sensors, Thermal } from "./components/reporting.js";
 import { Cancel, Pool, Requests, Serving } from "./components/requests.js";
 import type { AppConfig } from "./config/app-config.js";
+import type { EdgeError } from "./errors.js";
 import type { Component } from "./lifecycle/component.js";
 import { Lifecycle } from "./lifecycle/lifecycle.js";
 import { TopicRouter } from "./lifecycle/topic-router.js";
@@ -34,6 +35,8 @@ export interface Daemon {
   start(signal: AbortSignal): Promise<void>;
   /** Graceful stop in reverse order of start. Idempotent. */
   stop(): Promise<void>;
+  /** Settles with the reason when the daemon cannot go on (another daemon took its client id). */
+  readonly failed: Promise<EdgeError>;
 }
 
 /** The composition root: builds the components, and starts them in list order and stops them in reverse. */
@@ -47,6 +50,10 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     discoveryPrefix: config.homeassistant.discoveryPrefix,
   });
   const router = new TopicRouter(logger.child({ component: "router" }));
+  let fail: (error: EdgeError) => void = () => undefined;
+  const failed = new Promise<EdgeError>((resolve) => {
+    fail = resolve;
+  });
   const stats = new ServingStats();
 
   const broker = new BrokerComponent({
@@ -61,8 +68,12 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     nodeId,
     topics,
     broker,
-    onConnect: (): Promise<void> => status.announce(),
+    // The broker may have lost its retained messages while the daemon was away.
+    onConnect: async (): Promise<void> => {
+      await Promise.all([status.announce(), info.announce()]);
+    },
     onMessage: (message) => router.route(message),
+    onFatal: (error) => fail(error),
   });
   const publish = mqtt.publish.bind(mqtt);
   const connected = () => mqtt.connected;
@@ -129,6 +140,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     publish,
   });
   const ask = new Ask({ config, logger, topics, service, publish });
+  const info = new Info({ nodeId, topics, maxQueue: config.scheduler.maxQueue, model, publish });
   const sdNotify = new SdNotify({ env: deps.env, logger: logger.child({ component: "sd-notify" }) });
 
   /**
@@ -147,7 +159,7 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     new Cancel({ topics, service }),
     ask,
     model,
-    new Info({ nodeId, topics, maxQueue: config.scheduler.maxQueue, model, publish }),
+    info,
     sensors,
     thermal,
     health,
@@ -203,5 +215,5 @@ export function createDaemon(deps: DaemonDeps): Daemon {
     return stopping;
   }
 
-  return { topics, start, stop };
+  return { topics, start, stop, failed };
 }

@@ -64,10 +64,15 @@ export const start: Command = async (ctx) => {
     if (ctx.signal.aborted) resolve();
     ctx.signal.addEventListener("abort", () => resolve(), { once: true });
   });
+  const failed = daemon.failed.then((err) => {
+    throw err;
+  });
+  failed.catch(() => undefined);
   try {
-    await daemon.start(ctx.signal);
+    await Promise.race([daemon.start(ctx.signal), failed]);
   } catch (err) {
     if (ctx.signal.aborted) return EXIT_OK;
+    await daemon.stop();
     if (isUserMistake(err)) {
       // One or two lines with the fix; a stack trace would only bury it.
       logger.error({ code: err.code }, err.message);
@@ -87,7 +92,13 @@ export const start: Command = async (ctx) => {
     });
     process.stderr.write(`${hint}\n`);
   }
-  await stopRequested;
+  const failure = await Promise.race([stopRequested.then(() => null), daemon.failed]);
+  if (failure) {
+    // Restarting would not help (another daemon holds the node id): one line with the fix.
+    logger.error({ code: failure.code }, failure.message);
+    await daemon.stop();
+    return exitCodeOf(failure);
+  }
   // A stop that hangs must not keep a service from restarting: the deadline forces the exit.
   const deadline = setTimeout(() => {
     logger.fatal({ deadlineMs: config.shutdown.deadlineMs }, "graceful stop took too long, exiting");

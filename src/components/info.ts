@@ -19,8 +19,10 @@ export class Info implements Component {
     this.deps = deps;
   }
 
+  private payload: string | undefined;
+
   async start(): Promise<void> {
-    const { nodeId, model, maxQueue, topics } = this.deps;
+    const { nodeId, model, maxQueue } = this.deps;
     const payload = await buildInfoPayload({
       nodeId,
       runtime: model.runtime,
@@ -28,6 +30,13 @@ export class Info implements Component {
       generationCeiling: model.ceiling(),
       maxQueue,
     });
-    await this.deps.publish(topics.info, JSON.stringify(payload), { qos: 1, retain: true });
+    this.payload = JSON.stringify(payload);
+    await this.announce();
+  }
+
+  /** Publishes info again (after every reconnection: a broker that lost its retained messages lacks it). */
+  async announce(): Promise<void> {
+    if (this.payload === undefined) return;
+    await this.deps.publish(this.deps.topics.info, this.payload, { qos: 1, retain: true });
   }
 }

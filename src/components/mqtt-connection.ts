@@ -2,6 +2,7 @@ import type { AppConfig } from "../config/app-config.js";
 import { EdgeError } from "../errors.js";
 import type { Component } from "../lifecycle/component.js";
 import type { Logger } from "../logging/logger.js";
+import { REQUEST_PACKET_HEADROOM_BYTES } from "../mqtt/packet-size.js";
 import { statusPayload } from "../mqtt/status.js";
 import type { Topics } from "../mqtt/topics.js";
 import {
@@ -21,6 +22,8 @@ export interface MqttConnectionDeps {
   /** Called on every (re)connection, e.g. to announce the current status again. */
   onConnect: () => Promise<void>;
   onMessage: (message: IncomingMessage) => void;
+  /** The connection cannot go on (another daemon with this client id): the daemon must stop. */
+  onFatal: (error: EdgeError) => void;
 }
 
 /** The daemon's one broker connection, with the offline status as its last will. */
@@ -50,6 +53,9 @@ export class MqttConnection implements Component {
       will: { topic: topics.status, payload: statusPayload("offline") },
       onConnect: this.deps.onConnect,
       onMessage: this.deps.onMessage,
+      onFatal: this.deps.onFatal,
+      // The broker drops requests far over the payload limit instead of sending them into memory.
+      maxIncomingPacketBytes: config.requests.maxPayloadBytes + REQUEST_PACKET_HEADROOM_BYTES,
     });
     await this.transport.start(signal);
   }

@@ -186,7 +186,8 @@ export class Discovery implements Component {
     return [
       {
         filter: this.deps.topics.homeAssistantStatus,
-        qos: 1,
+        // QoS 0: a flood of announcements must not fill the broker's queue for this client.
+        qos: 0,
         handle: (m) => {
           this.discovery?.handleHomeAssistantStatus(m.payload).catch(() => undefined);
         },

@@ -40,6 +40,7 @@ export class Requests implements Component {
       // Replies stay under the node's own base topic unless the owner widens the list.
       replyTopicAllow: [`${config.mqtt.baseTopic}/#`, ...config.mqtt.replyTopicAllow],
       fairness: config.scheduler.fairness,
+      senderProperty: config.scheduler.senderProperty,
       ratePerMinute: config.scheduler.ratePerMinute,
       slots: 0,
       streamQos: config.mqtt.streamQos,

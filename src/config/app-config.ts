@@ -81,7 +81,7 @@ export interface AppConfig {
   model: ModelConfig;
   runtime: RuntimeConfig;
   requests: RequestLimitsConfig;
-  scheduler: { maxQueue: number; fairness: "sender" | "fifo"; ratePerMinute: number };
+  scheduler: { maxQueue: number; fairness: "sender" | "fifo"; senderProperty: string; ratePerMinute: number };
   conversations: { maxCount: number; maxAgeSeconds: number; maxMessages: number; maxChars: number };
   health: { intervalSeconds: number };
   homeassistant: {

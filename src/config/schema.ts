@@ -213,6 +213,11 @@ export const configSchema = {
       format: ["sender", "fifo"],
       default: "sender",
     },
+    senderProperty: {
+      doc: "An MQTT 5 user property that the broker sets to the publishing client's id or user name (empty: none). Fairness and the rate limit then go by it; otherwise by the reply topic, which a client chooses. Name it only where the broker overwrites it: a client could set it itself.",
+      format: String,
+      default: "",
+    },
     ratePerMinute: {
       doc: "Requests a minute one sender may make (bursts up to the same number); more are answered busy. 0: no limit.",
       format: "non-negative-int",

@@ -3,6 +3,7 @@ import type { RequestLimitsConfig } from "../config/app-config.js";
 import type { FinishReason, GenerationRequest, GenerationResult, RequestInput } from "../core/generation.js";
 import { EdgeError, type ErrorCode } from "../errors.js";
 import { jsonSchemaProblems } from "./json-schema-check.js";
+import { REQUEST_PACKET_HEADROOM_BYTES } from "./packet-size.js";
 import { ID_PATTERN } from "./topics.js";
 
 /** Requests arrive as untrusted bytes: everything here is validated before the daemon acts on it. */
@@ -102,6 +103,14 @@ export interface ParseRequestOptions {
   newId: () => string;
 }
 
+function parseOrUndefined(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 function failure(code: ErrorCode, message: string, address = salvageAddress(undefined)): ParsedRequest {
   return { ok: false, ...address, error: new EdgeError(code, message) };
 }
@@ -114,6 +123,13 @@ export function createRequestParser(options: ParseRequestOptions): (payload: Buf
       return failure(
         "payload_too_large",
         `payload is ${payload.length} bytes; the limit is ${limits.maxPayloadBytes}`,
+        // Within the packet size the daemon announces, the id and reply_to are still read, so the
+        // answer reaches the requester and not only _errors.
+        salvageAddress(
+          payload.length <= limits.maxPayloadBytes + REQUEST_PACKET_HEADROOM_BYTES
+            ? parseOrUndefined(payload)
+            : undefined,
+        ),
       );
     }
     let json: unknown;

@@ -51,6 +51,13 @@ const SESSION_TAKEN_OVER = 0x8e;
 /** Takeovers within this window that mean a second daemon, not one stale connection. */
 const TAKEOVER_WINDOW_MS = 60_000;
 const TAKEOVERS_FATAL = 3;
+/**
+ * Brokers before MQTT 5's DISCONNECT 0x8E (Mosquitto < 2.0.15, any 3.1.1 connection) just close the
+ * displaced connection. Closes without an error, each soon after connecting, this many times in the
+ * window, mean the same (a broker restart or a network fault brings errors and slower reconnects).
+ */
+const SILENT_DROPS_FATAL = 5;
+const SILENT_DROP_MAX_CONNECTED_MS = 10_000;
 
 /** mqtt.js with a last will, exponential reconnect backoff and subscriptions that survive reconnects. */
 export class MqttTransport {
@@ -67,6 +74,10 @@ export class MqttTransport {
   private maxPacketBytes = Infinity;
   private readonly takeovers: number[] = [];
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly silentDrops: number[] = [];
+  /** When the current connection came up (0: not connected); and whether it ended with a reason. */
+  private connectedAt = 0;
+  private closeExplained = false;
 
   constructor(deps: TransportDeps) {
     this.deps = deps;
@@ -127,8 +138,13 @@ export class MqttTransport {
       );
     });
     client.on("disconnect", (packet) => this.brokerDisconnected(packet.reasonCode ?? 0));
-    client.on("close", () => this.backOff());
+    client.on("close", () => {
+      this.noteClose();
+      this.backOff();
+    });
     client.on("connect", (connack) => {
+      this.connectedAt = Date.now();
+      this.closeExplained = false;
       this.reconnectDelayMs = this.deps.config.reconnectMinMs;
       this.failedAttempts = 0;
       this.lastError = undefined;
@@ -190,21 +206,36 @@ export class MqttTransport {
 
   /** The broker closed the connection with a reason (MQTT 5): say which, and stop a takeover loop. */
   private brokerDisconnected(reasonCode: number): void {
-    const { logger, clientId } = this.deps;
+    const { logger } = this.deps;
+    this.closeExplained = true;
     if (reasonCode !== SESSION_TAKEN_OVER) {
       logger.warn({ reasonCode }, `MQTT broker closed the connection: ${describeDisconnect(reasonCode)}`);
       return;
     }
-    const now = Date.now();
-    this.takeovers.push(now);
-    while (this.takeovers.length > 0 && now - this.takeovers[0]! > TAKEOVER_WINDOW_MS) this.takeovers.shift();
-    const message = `another MQTT client with the client id "${clientId}" took over this connection: two daemons with the same node.id (or mqtt.clientId) knock each other off; give each node its own node.id`;
-    logger.error({ reasonCode, takeovers: this.takeovers.length }, message);
-    if (this.takeovers.length >= TAKEOVERS_FATAL && this.deps.onFatal) {
-      this.stopping = true;
-      this.client?.end(true);
-      this.deps.onFatal(new EdgeError("config_invalid", message));
-    }
+    const count = countRecent(this.takeovers, TAKEOVER_WINDOW_MS);
+    const message = `another MQTT client with the client id "${this.deps.clientId}" took over this connection: two daemons with the same node.id (or mqtt.clientId) knock each other off; give each node its own node.id`;
+    logger.error({ reasonCode, takeovers: count }, message);
+    if (count >= TAKEOVERS_FATAL) this.fatal(message);
+  }
+
+  /** A connection that the broker closed soon after it came up, with no error and no reason. */
+  private noteClose(): void {
+    const { connectedAt } = this;
+    this.connectedAt = 0;
+    if (connectedAt === 0 || this.closeExplained || this.lastError !== undefined || this.stopping) return;
+    if (Date.now() - connectedAt > SILENT_DROP_MAX_CONNECTED_MS) return;
+    const count = countRecent(this.silentDrops, TAKEOVER_WINDOW_MS);
+    if (count < SILENT_DROPS_FATAL) return;
+    const message = `the broker closed this connection ${count} times in a minute right after it was made, without an error: most likely another MQTT client uses the client id "${this.deps.clientId}" (two daemons with the same node.id or mqtt.clientId); give each node its own node.id`;
+    this.deps.logger.error({ drops: count }, message);
+    this.fatal(message);
+  }
+
+  private fatal(message: string): void {
+    if (!this.deps.onFatal) return;
+    this.stopping = true;
+    this.client?.end(true);
+    this.deps.onFatal(new EdgeError("config_invalid", message));
   }
 
   private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
@@ -357,6 +388,14 @@ function describeMqttError(err: Error): { msg: string; hint: string | undefined 
     };
   }
   return { msg: `MQTT error: ${err.message}`, hint: undefined };
+}
+
+/** Records now in `times` and returns how many fall within the window. */
+function countRecent(times: number[], windowMs: number): number {
+  const now = Date.now();
+  times.push(now);
+  while (times.length > 0 && now - times[0]! > windowMs) times.shift();
+  return times.length;
 }
 
 const DISCONNECT_REASONS: Record<number, string> = {

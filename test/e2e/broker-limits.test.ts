@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { type JsonObject, MqttProbe } from "../helpers/mqtt-probe.js";
+import { MiB, rssBytes } from "../helpers/process-stats.js";
 import { mosquittoPath, startTestBroker, type TestBroker } from "../helpers/test-broker.js";
 
 const NODE = "limits";
@@ -21,8 +22,9 @@ describe.skipIf(mosquittoPath() === null)("a broker's maximum packet size", () =
     daemon = probe = broker = undefined;
   });
 
+  /** maxPacketSize 0: the broker's own limit (none). */
   async function start(maxPacketSize: number, flags: string[], probeVersion: 4 | 5 = 5) {
-    broker = await startTestBroker({ maxPacketSize });
+    broker = await startTestBroker(maxPacketSize > 0 ? { maxPacketSize } : {});
     probe = await MqttProbe.connect(broker.url, { protocolVersion: probeVersion });
     await probe.subscribe(`tinyllama/${NODE}/#`, "limits/#");
     daemon = startTinyDaemon(broker.url, NODE, flags);
@@ -93,5 +95,33 @@ describe.skipIf(mosquittoPath() === null)("a broker's maximum packet size", () =
     await probe.publish(REQ, { id: "short-v4", prompt: "hi", max_tokens: 2 });
     expect((await probe.waitForJson(reply("short-v4"))).json).toMatchObject({ status: "ok" });
     expect(lastStatus(probe)).toBe("online");
+  });
+
+  it("announces its own maximum packet size: a huge request never reaches the daemon's memory", async () => {
+    const { probe, daemon } = await start(0, []);
+    await probe.publish(REQ, { id: "warm", prompt: "hi", max_tokens: 2 });
+    await probe.waitForJson(reply("warm"));
+    const before = rssBytes(daemon.child.pid!);
+    const huge = JSON.stringify({ id: "huge", prompt: "x".repeat(60 * MiB) });
+    await probe.publish(REQ, huge);
+    await probe.publish(REQ, { id: "after-huge", prompt: "hi", max_tokens: 2 });
+    expect((await probe.waitForJson(reply("after-huge"))).json).toMatchObject({ status: "ok" });
+    expect(rssBytes(daemon.child.pid!) - before).toBeLessThan(30 * MiB);
+    expect(lastStatus(probe)).toBe("online");
+  });
+
+  it("answers a request just over the payload limit on its own reply topic, with its id", async () => {
+    const { probe } = await start(0, []);
+    await probe.publish(REQ, {
+      id: "too-big",
+      reply_to: "limits/too-big",
+      prompt: "x".repeat(70_000),
+    });
+    const refused = await probe.waitForJson("limits/too-big");
+    expect(refused.json).toMatchObject({
+      id: "too-big",
+      status: "error",
+      error: { code: "payload_too_large" },
+    });
   });
 });

@@ -52,6 +52,7 @@ function harness(slots: number, maxQueue: number) {
       try {
         scheduler.submit({
           id: s.submit,
+          key: s.submit,
           sender: s.sender ?? "a",
           receivedAt: now,
           deadline: now + (s.deadlineMs ?? 60_000),
@@ -179,7 +180,7 @@ describe("Scheduler", () => {
     await h.step({ submit: "b" });
     let retryAfterMs: unknown;
     try {
-      h.scheduler.submit({ id: "c", sender: "a", receivedAt: 0, deadline: 60_000 });
+      h.scheduler.submit({ id: "c", key: "c", sender: "a", receivedAt: 0, deadline: 60_000 });
     } catch (err) {
       retryAfterMs = isEdgeError(err) ? err.details?.retryAfterMs : undefined;
     }
