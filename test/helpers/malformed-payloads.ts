@@ -43,10 +43,11 @@ export const MALFORMED_CASES: MalformedCase[] = [
     id: "m9",
   },
   {
+    // Just over the limit, within the packet size the daemon announces: its id is still read.
     name: "huge payload",
     payload: JSON.stringify({ id: "m10", prompt: huge }),
     code: "payload_too_large",
-    id: null,
+    id: "m10",
   },
   bad("no prompt nor messages", { id: "m11" }, "m11"),
   bad(
