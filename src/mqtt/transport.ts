@@ -234,7 +234,9 @@ export class MqttTransport {
   private fatal(message: string): void {
     if (!this.deps.onFatal) return;
     this.stopping = true;
+    // Gone for good: publishes fail at once and stop() has nothing left to close.
     this.client?.end(true);
+    this.client = undefined;
     this.deps.onFatal(new EdgeError("config_invalid", message));
   }
 

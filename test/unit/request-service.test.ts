@@ -228,7 +228,7 @@ const CASES: Case[] = [
     slots: 1,
     maxQueue: 4,
     steps: [{ request: "a" }, { request: "b" }, "drain", { request: "c" }],
-    journal: ["run a", "error b shutting_down", 'final a cancelled "partial"', "error c shutting_down"],
+    journal: ["run a", "error b shutting_down", 'final a shutdown "partial"', "error c shutting_down"],
   },
 ];
 
