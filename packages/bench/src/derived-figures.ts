@@ -8,21 +8,48 @@ export const DERIVED_FIGURES = {
   "memory.overModel": { label: "peak RSS - model file", unit: "bytes difference" },
   "anchor.ppRatio": { label: "engine/llama-bench pp", unit: "ratio" },
   "anchor.tgRatio": { label: "daemon/llama-bench tg", unit: "ratio" },
+  "ceiling.tokensPerSecond": { label: "ceiling (bandwidth / model bytes)", unit: "tokens/s" },
+  "ceiling.engineShare": { label: "engine tg / ceiling", unit: "ratio" },
+  "ceiling.daemonShare": { label: "daemon tg / ceiling", unit: "ratio" },
 } as const satisfies Record<string, FigureSpec>;
 
 /** Where each figure goes in the table: by the prefix of its id, then in measuring order. */
-const SECTION_ORDER = ["engine.", "daemon.", "threads.", "parallel.", "prefix.", "memory.", "anchor."];
+const SECTION_ORDER = [
+  "engine.",
+  "daemon.",
+  "threads.",
+  "parallel.",
+  "prefix.",
+  "memory.",
+  "ceiling.",
+  "anchor.",
+];
 
 const FIRST_IN_SECTION: Record<string, string[]> = {
   "daemon.": ["daemon.tg", "daemon.tgReported", "daemon.tgSpread", "daemon.tgRatio", "daemon.ttft"],
 };
 
-/** Ratios and differences of the measured figures, each n/a where an input is. */
-export function deriveFigures(figures: FigureSet, modelFileBytes: number): FigureSet {
+/**
+ * Ratios and differences of the measured figures, each n/a where an input is. With the measured
+ * memory bandwidth: the generation ceiling (bandwidth / bytes per token, docs/arm.md) and the
+ * share of it the engine and the daemon reached.
+ */
+export function deriveFigures(
+  figures: FigureSet,
+  modelFileBytes: number,
+  bandwidthBytesPerSecond: number | null = null,
+): FigureSet {
   const get = (id: string): FigureSet[string] =>
     figures[id] ?? missing({ label: id, unit: "ratio" }, `${id} was not measured`);
   const modelFile = measured(DERIVED_FIGURES["memory.modelFile"], modelFileBytes);
+  const ceiling =
+    bandwidthBytesPerSecond !== null && modelFileBytes > 0
+      ? measured(DERIVED_FIGURES["ceiling.tokensPerSecond"], bandwidthBytesPerSecond / modelFileBytes)
+      : missing(DERIVED_FIGURES["ceiling.tokensPerSecond"], "memory bandwidth was not measured");
   return {
+    "ceiling.tokensPerSecond": ceiling,
+    "ceiling.engineShare": ratio(DERIVED_FIGURES["ceiling.engineShare"], get("engine.tg"), ceiling),
+    "ceiling.daemonShare": ratio(DERIVED_FIGURES["ceiling.daemonShare"], get("daemon.tg"), ceiling),
     "daemon.tgRatio": ratio(DERIVED_FIGURES["daemon.tgRatio"], get("daemon.tg"), get("engine.tg")),
     "daemon.ttftOverhead": difference(
       DERIVED_FIGURES["daemon.ttftOverhead"],

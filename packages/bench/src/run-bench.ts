@@ -2,6 +2,7 @@ import { access, constants, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { AppConfig } from "tinyllama-edge/config/app-config.js";
 import { PACKAGE_ROOT } from "tinyllama-edge/config/config-path.js";
+import { measureReadBandwidth } from "tinyllama-edge/hardware/memory-bandwidth.js";
 import type { Logger } from "tinyllama-edge/logging/logger.js";
 import { prepareRuntime } from "tinyllama-edge/runtime/prepare-runtime.js";
 import { packageVersion } from "tinyllama-edge/version.js";
@@ -111,6 +112,8 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
   };
   try {
     const fileBytes = (await stat(runtime.modelPath)).size;
+    // Measured fresh (not the daemon's cache): the bench reports what the machine does now.
+    const bandwidth = await measureReadBandwidth({ threads: plan.threads }).catch(() => null);
     const inProcess = await measureInProcess(bench, candidates);
     await llama.dispose();
     const overMqtt = await measureOverMqtt(bench, inProcess.prompts);
@@ -129,7 +132,7 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
     anchorPhase.step(options.llamaBench === null ? "skipped" : "done");
 
     const measured = { ...inProcess.figures, ...overMqtt.figures, ...anchor };
-    const figures = orderFigures({ ...measured, ...deriveFigures(measured, fileBytes) });
+    const figures = orderFigures({ ...measured, ...deriveFigures(measured, fileBytes, bandwidth) });
     return {
       tool: "tinyllama-edge bench",
       version: packageVersion(),

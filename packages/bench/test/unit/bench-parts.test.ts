@@ -63,6 +63,16 @@ describe("figures", () => {
     expect(derived["anchor.tgRatio"]).toMatchObject({ value: null, reason: expect.stringMatching(/\S/) });
   });
 
+  it("prints the generation ceiling and the share of it reached, n/a without a bandwidth", () => {
+    const figures = { "engine.tg": measured(TG, 16.6), "daemon.tg": measured(TG, 15.1) };
+    // A Pi 5's 11.4 GB/s over a 0.64 GB Q4_0: about 17.8 tokens/s.
+    const derived = deriveFigures(figures, 640_000_000, 11.4e9);
+    expect(derived["ceiling.tokensPerSecond"]?.value).toBeCloseTo(17.81, 2);
+    expect(derived["ceiling.engineShare"]?.value).toBeCloseTo(0.93, 2);
+    expect(derived["ceiling.daemonShare"]?.value).toBeCloseTo(0.85, 2);
+    expect(deriveFigures(figures, 640_000_000)["ceiling.engineShare"]?.value).toBeNull();
+  });
+
   it("orders figures by section", () => {
     const figure = measured(TG, 1);
     const ordered = orderFigures({
