@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { Ollama } from "ollama";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { freePort } from "../../src/util/free-port.js";
+import { curl } from "../helpers/curl.js";
 import { BUILT_MAIN, type DaemonProcess, startTinyDaemon } from "../helpers/daemon-process.js";
 import { type JsonObject, MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
@@ -281,9 +282,3 @@ describe("the ask topic and the Ollama-compatible API of the running daemon", ()
     }
   });
 });
-
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const { stdout } = await run("curl", ["-s", "-w", "\n%{http_code}", ...args]);
-  const cut = stdout.lastIndexOf("\n");
-  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
-}

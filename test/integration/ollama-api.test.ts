@@ -1,5 +1,3 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import { Ollama } from "ollama";
 import { pino } from "pino";
@@ -10,9 +8,8 @@ import { createTopics } from "../../src/mqtt/topics.js";
 import { ConversationStore } from "../../src/serving/conversation-store.js";
 import { RequestService } from "../../src/serving/request-service.js";
 import { ServingStats } from "../../src/serving/serving-stats.js";
+import { curl } from "../helpers/curl.js";
 import { startTinyEngine } from "../helpers/engine.js";
-
-const run = promisify(execFile);
 
 const LIMITS = {
   maxPayloadBytes: 65536,
@@ -293,9 +290,3 @@ describe("the Ollama-compatible API", () => {
     expect(after.done).toBe(true);
   });
 });
-
-async function curl(args: string[]): Promise<{ status: number; body: string }> {
-  const { stdout } = await run("curl", ["-s", "-w", "\n%{http_code}", ...args]);
-  const cut = stdout.lastIndexOf("\n");
-  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
-}
