@@ -19,7 +19,7 @@ import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { formatHardwareReport, formatPlanReport } from "./detect-report.js";
 import { exitCodeOf } from "./exit-codes.js";
-import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
+import { CONFIG_FLAGS_HELP, readCommandLine } from "./own-flags.js";
 
 export interface TextSink {
   write(text: string): unknown;
@@ -144,18 +144,8 @@ const OPTIONS = {
 
 /** `tinyllama-edge detect [--json]`: shows what the device offers and how the model would run on it. */
 export const detect: Command = async (ctx) => {
-  let parsed: ReturnType<typeof splitOwnFlags<typeof OPTIONS>>;
-  try {
-    parsed = splitOwnFlags(ctx.argv, OPTIONS);
-    if (parsed.positionals.length > 0)
-      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
-  } catch (err) {
-    return reportUsageError("detect", err);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const parsed = readCommandLine("detect", ctx.argv, OPTIONS, USAGE);
+  if (!parsed.ok) return parsed.exitCode;
   const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config } = loaded;

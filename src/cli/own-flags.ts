@@ -82,3 +82,32 @@ export function reportUsageError(command: string, err: unknown): number {
 export const CONFIG_FLAGS_HELP = `  --config PATH       the configuration file
   --<key> VALUE       any configuration key, e.g. --mqtt.url mqtt://host:1883 (see docs/configuration.md)
   -h, --help          this help`;
+
+export type CommandLine<O extends Options> =
+  | { ok: true; values: ReturnType<typeof splitOwnFlags<O>>["values"]; configArgs: string[] }
+  | { ok: false; exitCode: number };
+
+/**
+ * A command without positionals: its own flags and configuration flags; `--help` prints `usage` and a
+ * mistake is reported in two lines (exit code 2). `ok: false` carries the exit code to return.
+ */
+export function readCommandLine<O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  usage: string,
+): CommandLine<O> {
+  let parsed: ReturnType<typeof splitOwnFlags<O>>;
+  try {
+    parsed = splitOwnFlags(argv, options);
+    if (parsed.positionals.length > 0)
+      throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  } catch (err) {
+    return { ok: false, exitCode: reportUsageError(command, err) };
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(`${usage}\n`);
+    return { ok: false, exitCode: 0 };
+  }
+  return { ok: true, values: parsed.values, configArgs: parsed.configArgs };
+}

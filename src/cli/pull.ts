@@ -15,7 +15,7 @@ import { createProgressReporter } from "../util/progress.js";
 import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./exit-codes.js";
-import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
+import { CONFIG_FLAGS_HELP, readCommandLine } from "./own-flags.js";
 
 const USAGE = `usage: tinyllama-edge pull [options]
 
@@ -79,18 +79,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** `tinyllama-edge pull`: the same detect → plan → file step as `start`, then the download. */
 export const pull: Command = async (ctx) => {
-  let parsed: ReturnType<typeof splitOwnFlags<typeof OPTIONS>>;
-  try {
-    parsed = splitOwnFlags(ctx.argv, OPTIONS);
-    if (parsed.positionals.length > 0)
-      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
-  } catch (err) {
-    return reportUsageError("pull", err);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return EXIT_OK;
-  }
+  const parsed = readCommandLine("pull", ctx.argv, OPTIONS, USAGE);
+  if (!parsed.ok) return parsed.exitCode;
   const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config } = loaded;

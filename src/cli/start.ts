@@ -9,7 +9,7 @@ import type { Command } from "./command.js";
 import { loadCommandConfig } from "./config-problems.js";
 import { EXIT_OK, exitCodeOf } from "./exit-codes.js";
 import { onlineHint } from "./online-hint.js";
-import { CONFIG_FLAGS_HELP, reportUsageError, splitOwnFlags } from "./own-flags.js";
+import { CONFIG_FLAGS_HELP, readCommandLine } from "./own-flags.js";
 import { describeStartFailure, isUserMistake } from "./start-failure.js";
 
 const USAGE = `usage: tinyllama-edge start [options]
@@ -26,18 +26,8 @@ const OPTIONS = { help: { type: "boolean", short: "h" } } as const;
 
 /** `tinyllama-edge start`: runs the daemon until SIGTERM/SIGINT. */
 export const start: Command = async (ctx) => {
-  let parsed: ReturnType<typeof splitOwnFlags<typeof OPTIONS>>;
-  try {
-    parsed = splitOwnFlags(ctx.argv, OPTIONS);
-    if (parsed.positionals.length > 0)
-      throw new Error(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
-  } catch (err) {
-    return reportUsageError("start", err);
-  }
-  if (parsed.values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return EXIT_OK;
-  }
+  const parsed = readCommandLine("start", ctx.argv, OPTIONS, USAGE);
+  if (!parsed.ok) return parsed.exitCode;
   const loaded = loadCommandConfig(parsed.configArgs, ctx.env);
   if (!loaded.ok) return loaded.exitCode;
   const { config, configPath, setKeys } = loaded;
