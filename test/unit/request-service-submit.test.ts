@@ -8,18 +8,7 @@ import { ConversationStore } from "../../src/serving/conversation-store.js";
 import { type AnswerSink, RequestService } from "../../src/serving/request-service.js";
 import { ServingStats } from "../../src/serving/serving-stats.js";
 import { generationRequest } from "../helpers/engine.js";
-
-const LIMITS = {
-  maxPayloadBytes: 65536,
-  maxPromptBytes: 16384,
-  maxMessages: 64,
-  defaultMaxTokens: 16,
-  maxTokensCap: 64,
-  defaultTemperature: 0.7,
-  defaultTimeoutMs: 60_000,
-  maxTimeoutMs: 600_000,
-  systemPrompt: "",
-};
+import { REQUEST_LIMITS } from "../helpers/fakes.js";
 
 /** A generator that emits two chunks and then waits until released or aborted (pure serving logic). */
 function heldGenerator() {
@@ -63,7 +52,7 @@ function service(maxQueue: number, generator = heldGenerator()) {
   const requests = new RequestService({
     logger: pino({ level: "silent" }),
     topics: createTopics({ baseTopic: "t", nodeId: "n", poolGroup: "", discoveryPrefix: "homeassistant" }),
-    limits: LIMITS,
+    limits: REQUEST_LIMITS,
     maxQueue,
     replyTopicAllow: ["#"],
     fairness: "sender",

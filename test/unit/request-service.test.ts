@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { GenerationRequest } from "../../src/core/generation.js";
 import type { GenerateOptions, GenerationOutcome } from "../../src/inference/engine.js";
 import { createTopics } from "../../src/mqtt/topics.js";
@@ -7,23 +7,12 @@ import type { IncomingMessage } from "../../src/mqtt/transport.js";
 import { ConversationStore } from "../../src/serving/conversation-store.js";
 import { RequestService } from "../../src/serving/request-service.js";
 import { ServingStats } from "../../src/serving/serving-stats.js";
+import { REQUEST_LIMITS, useFakeClock } from "../helpers/fakes.js";
 
 /**
  * RequestService over MQTT messages, as a table: a fake generator that streams one chunk and waits
  * to be finished or aborted, fake time, and the journal of generations and answers in order.
  */
-const LIMITS = {
-  maxPayloadBytes: 4096,
-  maxPromptBytes: 1024,
-  maxMessages: 8,
-  defaultMaxTokens: 16,
-  maxTokensCap: 64,
-  defaultTemperature: 0.7,
-  defaultTimeoutMs: 60_000,
-  maxTimeoutMs: 600_000,
-  systemPrompt: "",
-};
-
 type Step =
   | { request: string; fields?: Record<string, unknown>; expirySeconds?: number; raw?: string }
   | { cancel: string }
@@ -87,7 +76,7 @@ function harness(slots: number, maxQueue: number) {
   const service = new RequestService({
     logger: pino({ level: "silent" }),
     topics,
-    limits: LIMITS,
+    limits: REQUEST_LIMITS,
     maxQueue,
     replyTopicAllow: ["#"],
     fairness: "sender",
@@ -148,7 +137,7 @@ const CASES: Case[] = [
     steps: [
       { request: "x", raw: "{not json" },
       { request: "b", fields: { max_tokens: "many" } },
-      { request: "c", fields: { prompt: "p".repeat(2000) } },
+      { request: "c", fields: { prompt: "p".repeat(20_000) } },
     ],
     journal: ["error null invalid_request", "error b invalid_request", "error c payload_too_large"],
   },
@@ -233,14 +222,7 @@ const CASES: Case[] = [
 ];
 
 describe("RequestService", () => {
-  beforeEach(() => {
-    vi.useFakeTimers({
-      toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "performance"],
-    });
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeClock();
 
   it.each(CASES)("$name", async ({ slots, maxQueue, steps, journal }) => {
     const h = harness(slots, maxQueue);

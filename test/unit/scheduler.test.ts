@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { isEdgeError } from "../../src/errors.js";
 import { type JobHandle, Scheduler } from "../../src/serving/scheduler.js";
+import { useFakeClock } from "../helpers/fakes.js";
 
 /**
  * The scheduler as a table: each case is a script of steps over fake time and a fake job runner,
@@ -158,14 +159,7 @@ const CASES: Case[] = [
 ];
 
 describe("Scheduler", () => {
-  beforeEach(() => {
-    vi.useFakeTimers({
-      toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "performance"],
-    });
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+  useFakeClock();
 
   it.each(CASES)("$name", async ({ slots, maxQueue, steps, journal }) => {
     const h = harness(slots, maxQueue);

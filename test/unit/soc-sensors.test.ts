@@ -14,15 +14,7 @@ import {
   fixtureProfile,
   fixtureRoot,
 } from "../fixtures/hardware/fixture-deps.js";
-
-const host = {
-  loadAverage: () => [0, 0, 0],
-  totalMemoryBytes: () => 1,
-  freeMemoryBytes: () => 1,
-  cpuTimes: () => ({ busy: 0, total: 0 }),
-  processRssBytes: () => 1,
-  processUptimeSeconds: () => 1,
-};
+import { FIXED_HOST } from "../helpers/fakes.js";
 
 describe("SocSensors", () => {
   let root: string;
@@ -85,7 +77,7 @@ describe("SocSensors", () => {
       files: createRootedFileReader(root),
       sensorPath: config.thermal.sensorPath,
       runCommand: null,
-      host,
+      host: FIXED_HOST,
       now: () => 0,
     });
     await metrics.start();
@@ -116,7 +108,7 @@ describe("SocSensors", () => {
       files: createRootedFileReader(fixtureRoot(board)),
       sensorPath: "auto",
       runCommand: deps.runCommand ?? null,
-      host,
+      host: FIXED_HOST,
       now: () => 0,
     });
     const sample = await metrics.collect();

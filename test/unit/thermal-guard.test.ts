@@ -13,6 +13,7 @@ import {
   type ThermalGuardSettings,
   type ThermalStatus,
 } from "../../src/health/thermal-guard.js";
+import { FIXED_HOST } from "../helpers/fakes.js";
 
 interface LogLine {
   level: number;
@@ -75,14 +76,7 @@ describe("ThermalGuard on a temperature file", () => {
       files: createRootedFileReader(root),
       sensorPath: "/sys/class/thermal/thermal_zone0/temp",
       runCommand: null,
-      host: {
-        loadAverage: () => [0, 0, 0],
-        totalMemoryBytes: () => 1,
-        freeMemoryBytes: () => 1,
-        cpuTimes: () => ({ busy: 0, total: 0 }),
-        processRssBytes: () => 1,
-        processUptimeSeconds: () => 1,
-      },
+      host: FIXED_HOST,
       now: () => 0,
     });
     guard = new ThermalGuard({
