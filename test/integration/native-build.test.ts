@@ -12,7 +12,7 @@ import { nativeBuild } from "../../src/runtime/native-build.js";
  * without compiling anything: a copy of the prebuilt binary stands in for a build, at the folder
  * node-llama-cpp looks in for these (test-only) cmake options.
  */
-const OPTIONS = { GGML_NATIVE: "ON", TINYLLAMA_EDGE_TEST: `stand-in-${process.pid}` };
+const OPTIONS = { GGML_NATIVE: "ON", TINYLLAMA_EDGE_TEST: "stand-in" };
 const PLATFORM = `${process.platform}-${process.arch}`;
 const PREBUILT = join(nodeLlamaCppFolder(), "..", "@node-llama-cpp", PLATFORM, "bins", PLATFORM);
 
@@ -35,6 +35,8 @@ describe.skipIf(!existsSync(PREBUILT))("the native build", () => {
   });
 
   it("is loaded from the folder node-llama-cpp keeps it in, once it is complete", async () => {
+    // A run that crashed may have left its stand-in behind.
+    await rm(folder, { recursive: true, force: true });
     await mkdir(join(folder, "Release"), { recursive: true });
     await cp(PREBUILT, join(folder, "Release"), { recursive: true });
     expect(nativeBuild(OPTIONS).complete).toBe(false);
