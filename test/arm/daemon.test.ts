@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { DaemonProcess } from "../helpers/daemon-process.js";
+import { type DaemonProcess, tinyDaemonFlags } from "../helpers/daemon-process.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 import { MqttProbe } from "../helpers/mqtt-probe.js";
 import { startTestBroker, type TestBroker } from "../helpers/test-broker.js";
@@ -34,18 +34,7 @@ describe("the daemon as an arm64 process on an emulated Pi 5", () => {
 
   it("starts on the tiny model, publishes the engine's ARM features and answers one request over MQTT", async () => {
     const runtime = armRuntimeOf(inject("armEmulation"), "arm64");
-    daemon = startEmulatedDaemon(runtime, emulatedBoards.pi5, [
-      "--mqtt.url",
-      broker.url,
-      "--node.id",
-      NODE,
-      "--model.path",
-      TINY_MODEL_PATH,
-      "--runtime.threads",
-      "1",
-      "--homeassistant.enabled",
-      "false",
-    ]);
+    daemon = startEmulatedDaemon(runtime, emulatedBoards.pi5, tinyDaemonFlags(broker.url, NODE));
     const online = probe.waitForJson(`${BASE}/${NODE}/status`, (s) => s.state === "online", 550_000);
     await Promise.race([
       online,

@@ -68,7 +68,12 @@ export function watchDaemon(child: ChildProcess): DaemonProcess {
  * for node `nodeId` on the broker at `brokerUrl`. `extra` flags come last and win over these.
  */
 export function startTinyDaemon(brokerUrl: string, nodeId: string, extra: string[] = []): DaemonProcess {
-  return startDaemonProcess([
+  return startDaemonProcess(tinyDaemonFlags(brokerUrl, nodeId, extra));
+}
+
+/** The flags of `startTinyDaemon`, for a daemon started another way (e.g. emulated). */
+export function tinyDaemonFlags(brokerUrl: string, nodeId: string, extra: string[] = []): string[] {
+  return [
     "--mqtt.url",
     brokerUrl,
     "--node.id",
@@ -83,5 +88,5 @@ export function startTinyDaemon(brokerUrl: string, nodeId: string, extra: string
     "--mqtt.replyTopicAllow",
     "#",
     ...extra,
-  ]);
+  ];
 }
