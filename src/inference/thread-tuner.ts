@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import type { Logger } from "../logging/logger.js";
 
 export interface ThreadTrial {
@@ -44,12 +45,39 @@ export function pickThreads(trials: ThreadTrial[]): number {
 
 const CACHE_FILE = "thread-tuning.json";
 
-async function readCache(path: string): Promise<Record<string, ThreadTuning>> {
+const cachedTuning = z.object({
+  threads: z.number().int().min(1),
+  trials: z.array(z.object({ threads: z.number().int().min(1), tokensPerSecond: z.number() })),
+  source: z.enum(["measured", "cached"]),
+  key: z.string(),
+});
+const cacheFile = z.record(z.string(), z.unknown());
+
+/**
+ * The cached tunings; a state file that is not what this daemon wrote (truncated, edited, `null`) is
+ * discarded, entry by entry, with a warning: state must never keep the daemon from starting.
+ */
+async function readCache(path: string, logger: Logger): Promise<Record<string, ThreadTuning>> {
+  let json: unknown;
   try {
-    return JSON.parse(await readFile(path, "utf8")) as Record<string, ThreadTuning>;
-  } catch {
+    json = JSON.parse(await readFile(path, "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      logger.warn({ path, reason: (err as Error).message }, "thread tuning state unreadable: discarded");
     return {};
   }
+  const file = cacheFile.safeParse(json);
+  if (!file.success) {
+    logger.warn({ path }, "thread tuning state is not an object: discarded");
+    return {};
+  }
+  const valid: Record<string, ThreadTuning> = {};
+  for (const [key, value] of Object.entries(file.data)) {
+    const entry = cachedTuning.safeParse(value);
+    if (entry.success) valid[key] = entry.data;
+    else logger.warn({ path, key }, "thread tuning state entry malformed: discarded");
+  }
+  return valid;
 }
 
 /**
@@ -59,7 +87,7 @@ async function readCache(path: string): Promise<Record<string, ThreadTuning>> {
  */
 export async function tuneThreads(deps: ThreadTunerDeps): Promise<ThreadTuning> {
   const cachePath = join(deps.stateDir, CACHE_FILE);
-  const cache = await readCache(cachePath);
+  const cache = await readCache(cachePath, deps.logger);
   const cached = cache[deps.key];
   if (cached && cached.threads >= 1 && cached.threads <= deps.maxThreads) {
     deps.setThreads(cached.threads);

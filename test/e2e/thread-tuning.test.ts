@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,5 +67,13 @@ describe("threads measured inside the daemon on first start, cached after", () =
     const second = await run();
     expect(second.thread_tuning.source).toBe("cached");
     expect(second.plan.threads).toBe(tuning.threads);
+  });
+
+  it("starts when the state file holds null or junk: it is discarded and measured again", async () => {
+    for (const junk of ["null", '{"x":{"threads":"many"}}', "{trunc"]) {
+      writeFileSync(join(stateDir, "thread-tuning.json"), junk);
+      const info = await run();
+      expect(info.thread_tuning.source).toBe("measured");
+    }
   });
 });
