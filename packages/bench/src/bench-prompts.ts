@@ -20,6 +20,8 @@ export interface BenchPrompts {
   generation(run: number): string;
   /** A ~`systemPromptTokens` system prompt; `variant` changes its first word (an uncached prefix). */
   systemPrompt(variant: string): string;
+  /** A system prompt of about `tokens` tokens (one of restartPromptTokens), `variant` as above. */
+  systemPromptOf(tokens: number, variant: string): string;
   /** A short user turn after the system prompt. */
   question(run: number): string;
 }
@@ -33,17 +35,21 @@ export function textOfAtLeast(model: LlamaModel, filler: string, tokens: number)
 
 export function buildBenchPrompts(
   model: LlamaModel,
-  sizes: { promptTokens: number; systemPromptTokens: number },
+  sizes: { promptTokens: number; systemPromptTokens: number; restartPromptTokens: readonly number[] },
 ): BenchPrompts {
   const bos = model.tokens.bos;
   const prefix = bos === null ? [] : [bos];
   const ppText = textOfAtLeast(model, FILLER, sizes.promptTokens);
   const ppTokens = [...prefix, ...model.tokenize(ppText)].slice(0, sizes.promptTokens);
-  const system = textOfAtLeast(model, SYSTEM_FILLER, sizes.systemPromptTokens);
+  const systemOf = (tokens: number) => textOfAtLeast(model, SYSTEM_FILLER, tokens);
+  const system = systemOf(sizes.systemPromptTokens);
+  const restartSystems = new Map(sizes.restartPromptTokens.map((tokens) => [tokens, systemOf(tokens)]));
   return {
     ppTokens,
     generation: (run) => `Morning ${run}. The weather in the kitchen today is`,
     systemPrompt: (variant) => `Household ${variant}. You are the house assistant. ${system}`,
+    systemPromptOf: (tokens, variant) =>
+      `Household ${variant}. You are the house assistant. ${restartSystems.get(tokens) ?? systemOf(tokens)}`,
     question: (run) => `Question ${run}: is the hall light on?`,
   };
 }

@@ -21,6 +21,9 @@ export interface BenchSizes {
   prefixRuns: number;
   /** Tokens generated per prefix-cache request: only the time to the first one counts. */
   prefixMaxTokens: number;
+  /** System prompt lengths of the restart series (cold, after a restart, in memory), and its restarts. */
+  restartPromptTokens: number[];
+  restartRuns: number;
 }
 
 export const DEFAULT_RUNS = 5;
@@ -38,12 +41,14 @@ export function benchSizes(options: { runs: number | undefined; quick: boolean }
       generateTokens: 32,
       sweepTokens: 16,
       sweepRuns: 1,
-      parallelLevels: [1, 2, 4],
+      parallelLevels: [1, 2, 3, 4],
       parallelTokens: 16,
       parallelRuns: 1,
       systemPromptTokens: 300,
       prefixRuns: runs,
       prefixMaxTokens: 2,
+      restartPromptTokens: [300, 1000],
+      restartRuns: 1,
     };
   }
   return {
@@ -54,11 +59,13 @@ export function benchSizes(options: { runs: number | undefined; quick: boolean }
     generateTokens: 128,
     sweepTokens: 64,
     sweepRuns: Math.min(runs, 3),
-    parallelLevels: [1, 2, 4],
+    parallelLevels: [1, 2, 3, 4],
     parallelTokens: 64,
     parallelRuns: Math.min(runs, 3),
     systemPromptTokens: 300,
     prefixRuns: runs,
     prefixMaxTokens: 2,
+    restartPromptTokens: [300, 1000],
+    restartRuns: Math.min(runs, 3),
   };
 }

@@ -20,6 +20,7 @@ const SECTION_ORDER = [
   "threads.",
   "parallel.",
   "prefix.",
+  "restart.",
   "memory.",
   "ceiling.",
   "anchor.",

@@ -44,6 +44,13 @@ export const GOALS: readonly Goal[] = [
     target: 2.5,
     description: "aggregate tg with 4 parallel requests >= 2.5x one request",
   },
+  ...[2, 3, 4].map((level) => ({
+    id: `parallel-vs-llama-${level}`,
+    figure: `parallel.vsLlama${level}`,
+    comparison: ">=" as const,
+    target: 1,
+    description: `aggregate tg ratio with ${level} requests >= llama-batched-bench's own`,
+  })),
   {
     id: "prefix-cache",
     figure: "prefix.ratio",
@@ -51,6 +58,13 @@ export const GOALS: readonly Goal[] = [
     target: 0.2,
     description: "time to first token with a cached system prompt <= 20% of uncached",
   },
+  ...[300, 1000].map((tokens) => ({
+    id: `restart-${tokens}`,
+    figure: `restart.ratio${tokens}`,
+    comparison: "<=" as const,
+    target: 1.2,
+    description: `first request after a restart <= 1.2x an in-memory hit (${tokens}-token system prompt)`,
+  })),
   {
     id: "peak-rss",
     figure: "memory.overModel",

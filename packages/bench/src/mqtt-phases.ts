@@ -22,6 +22,13 @@ import {
   parallelRatioSpec,
   parallelSpec,
 } from "./parallel-bench.js";
+import {
+  measureRestart,
+  restartFigureId,
+  restartRatioSpec,
+  restartSpecs,
+  restartSteps,
+} from "./restart-bench.js";
 
 const SINGLE_SPECS = { ...DAEMON_FIGURES, ...PREFIX_FIGURES, ...MEMORY_FIGURES };
 
@@ -32,9 +39,16 @@ function parallelSpecs(levels: readonly number[]): Record<string, FigureSpec> {
   return specs;
 }
 
-export function mqttSteps(sizes: BenchSizes): { single: number; parallel: number } {
+function restartSpecsWithRatios(tokens: readonly number[]): Record<string, FigureSpec> {
+  const specs = restartSpecs(tokens);
+  for (const n of tokens) specs[restartFigureId("ratio", n)] = restartRatioSpec(n);
+  return specs;
+}
+
+export function mqttSteps(sizes: BenchSizes): { single: number; restart: number; parallel: number } {
   return {
     single: 1 + sizes.warmups + sizes.runs + 2 * sizes.prefixRuns + 1 + 1,
+    restart: restartSteps(sizes),
     parallel: 1 + sizes.warmups + sizes.parallelLevels.length * sizes.parallelRuns,
   };
 }
@@ -49,6 +63,36 @@ export function configuredRuntimeFlags(runtime: RuntimeConfig): string[] {
   return flags;
 }
 
+/** Runs the built daemon with the bench's model and settings (and `extraFlags`) for `use`. */
+function runBenchDaemon(
+  bench: BenchContext,
+  broker: BenchBroker,
+  nodeId: string,
+  parallelSequences: number,
+  extraFlags: string[],
+  use: (session: DaemonSession) => Promise<void>,
+): Promise<void> {
+  const { runtime, config, signal } = bench;
+  return withDaemon(
+    {
+      mqtt: config.mqtt,
+      signal,
+      child: {
+        brokerUrl: broker.url,
+        protocolVersion: broker.protocolVersion,
+        baseTopic: config.mqtt.baseTopic,
+        nodeId,
+        modelPath: runtime.modelPath,
+        threads: runtime.plan.threads,
+        parallelSequences,
+        contextSize: BENCH_CONTEXT_SIZE,
+        extraFlags: [...configuredRuntimeFlags(config.runtime), ...extraFlags],
+      },
+    },
+    use,
+  );
+}
+
 /** Starts a daemon, runs `measure` on it, and gives n/a with the reason for whatever it could not. */
 async function daemonFigures(
   bench: BenchContext,
@@ -58,27 +102,12 @@ async function daemonFigures(
   specs: Record<string, FigureSpec>,
   measure: (session: DaemonSession, collected: FigureSet) => Promise<void>,
 ): Promise<FigureSet> {
-  const { runtime, config, signal } = bench;
+  const { signal } = bench;
   const collected: FigureSet = {};
   let failure = "not reached";
   try {
-    await withDaemon(
-      {
-        mqtt: config.mqtt,
-        signal,
-        child: {
-          brokerUrl: broker.url,
-          protocolVersion: broker.protocolVersion,
-          baseTopic: config.mqtt.baseTopic,
-          nodeId,
-          modelPath: runtime.modelPath,
-          threads: runtime.plan.threads,
-          parallelSequences,
-          contextSize: BENCH_CONTEXT_SIZE,
-          extraFlags: configuredRuntimeFlags(config.runtime),
-        },
-      },
-      (session) => measure(session, collected),
+    await runBenchDaemon(bench, broker, nodeId, parallelSequences, [], (session) =>
+      measure(session, collected),
     );
   } catch (err) {
     signal.throwIfAborted();
@@ -98,12 +127,16 @@ export async function measureOverMqtt(
   const { sizes, signal, temperature } = bench;
   const steps = mqttSteps(sizes);
   const parallelFigureSpecs = parallelSpecs(sizes.parallelLevels);
+  const restartFigureSpecs = restartSpecsWithRatios(sizes.restartPromptTokens);
   let broker: BenchBroker;
   try {
     broker = await startBenchBroker();
   } catch (err) {
     const reason = `no MQTT broker: ${(err as Error).message}`;
-    return { figures: allMissing({ ...SINGLE_SPECS, ...parallelFigureSpecs }, reason), broker: null };
+    return {
+      figures: allMissing({ ...SINGLE_SPECS, ...restartFigureSpecs, ...parallelFigureSpecs }, reason),
+      broker: null,
+    };
   }
   try {
     const nodeId = `bench-${randomBytes(3).toString("hex")}`;
@@ -130,6 +163,17 @@ export async function measureOverMqtt(
       },
     );
     single.finish();
+    const restart = bench.phase("restart", steps.restart);
+    const restartFigures = await figuresOrReasons(restartFigureSpecs, signal, () =>
+      measureRestart({
+        sizes,
+        prompts,
+        temperature,
+        step: restart.step,
+        withDaemon: (flags, use) => runBenchDaemon(bench, broker, `${nodeId}-r`, 1, flags, use),
+      }),
+    );
+    restart.finish();
     const widest = Math.max(...sizes.parallelLevels);
     const parallel = bench.phase("parallel", steps.parallel);
     const parallelFigures = await daemonFigures(
@@ -148,7 +192,7 @@ export async function measureOverMqtt(
     );
     parallel.finish();
     return {
-      figures: { ...singleFigures, ...parallelFigures },
+      figures: { ...singleFigures, ...restartFigures, ...parallelFigures },
       broker: { kind: broker.kind, tcpNoDelay: broker.tcpNoDelay },
     };
   } finally {

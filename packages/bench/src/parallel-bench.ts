@@ -14,6 +14,9 @@ export function parallelRatioSpec(level: number): FigureSpec {
   return { label: `aggregate tg ${level} vs 1 request`, unit: "ratio" };
 }
 
+/** About the tokens of prompts.generation(): llama-batched-bench is given prompts of this length. */
+export const PARALLEL_PROMPT_TOKENS = 16;
+
 export const parallelFigureId = (level: number) => `parallel.${level}`;
 export const parallelRatioId = (level: number) => `parallel.ratio${level}`;
 

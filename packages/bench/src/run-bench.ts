@@ -6,6 +6,7 @@ import { measureReadBandwidth } from "tinyllama-edge/hardware/memory-bandwidth.j
 import type { Logger } from "tinyllama-edge/logging/logger.js";
 import { prepareRuntime } from "tinyllama-edge/runtime/prepare-runtime.js";
 import { packageVersion } from "tinyllama-edge/version.js";
+import { parallelVsLlama, runBatchedBench } from "./batched-bench-anchor.js";
 import { BENCH_CONTEXT_SIZE, type BenchContext } from "./bench-context.js";
 import { type BenchOptions, SYNTHETIC_CHOICES } from "./bench-options.js";
 import { createBenchProgress } from "./bench-progress.js";
@@ -18,6 +19,7 @@ import { runLlamaBench } from "./llama-bench-anchor.js";
 import { machineInfo, nodeLlamaCppVersion } from "./machine-info.js";
 import { ensureSyntheticModel } from "./model/synthetic-models.js";
 import { measureOverMqtt, mqttSteps } from "./mqtt-phases.js";
+import { PARALLEL_PROMPT_TOKENS } from "./parallel-bench.js";
 import { sweepCandidates } from "./thread-sweep.js";
 
 export interface RunBenchDeps {
@@ -100,7 +102,7 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
   const progress = createBenchProgress({
     interactive: deps.interactive,
     logger: deps.logger,
-    total: inProcessSteps(sizes, candidates) + mqtt.single + mqtt.parallel + 1,
+    total: inProcessSteps(sizes, candidates) + mqtt.single + mqtt.restart + mqtt.parallel + 1,
   });
   const bench: BenchContext = {
     runtime,
@@ -129,9 +131,27 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
       gpuLayers: plan.gpuLayers,
       signal,
     });
+    const batched = await runBatchedBench({
+      llamaBench: options.llamaBench,
+      modelPath: runtime.modelPath,
+      threads: plan.threads,
+      contextSize: BENCH_CONTEXT_SIZE,
+      batchSize: plan.batchSize,
+      promptTokens: PARALLEL_PROMPT_TOKENS,
+      generateTokens: sizes.parallelTokens,
+      levels: sizes.parallelLevels,
+      gpuLayers: plan.gpuLayers,
+      signal,
+    });
     anchorPhase.step(options.llamaBench === null ? "skipped" : "done");
 
-    const measured = { ...inProcess.figures, ...overMqtt.figures, ...anchor };
+    const anchors = { ...anchor, ...batched };
+    const daemonAndEngine = { ...inProcess.figures, ...overMqtt.figures };
+    const measured = {
+      ...daemonAndEngine,
+      ...anchors,
+      ...parallelVsLlama({ ...daemonAndEngine, ...anchors }, sizes.parallelLevels),
+    };
     const figures = orderFigures({ ...measured, ...deriveFigures(measured, fileBytes, bandwidth) });
     return {
       tool: "tinyllama-edge bench",

@@ -3,6 +3,7 @@ import { createLogger } from "tinyllama-edge/logging/logger.js";
 import { describe, expect, it } from "vitest";
 import { TEST_MODEL_CACHE } from "../../../../test/helpers/models.js";
 import { formatBenchTable } from "../../src/bench-table.js";
+import { GOALS } from "../../src/goals.js";
 import { runBench } from "../../src/run-bench.js";
 
 const CACHE = TEST_MODEL_CACHE;
@@ -25,16 +26,31 @@ const ALWAYS_MEASURED = [
   "parallel.4",
   "parallel.ratio2",
   "parallel.ratio4",
+  "parallel.3",
+  "parallel.ratio3",
   "prefix.uncached",
   "prefix.cached",
   "prefix.ratio",
+  ...[300, 1000].flatMap((n) => [
+    `restart.cold${n}`,
+    `restart.restarted${n}`,
+    `restart.memory${n}`,
+    `restart.ratio${n}`,
+  ]),
   "memory.modelFile",
 ];
 const LINUX_ONLY = ["memory.peakRss", "memory.rss", "memory.overModel"];
-const ANCHOR = ["anchor.pp", "anchor.tg", "anchor.ppRatio", "anchor.tgRatio"];
+const ANCHOR = [
+  "anchor.pp",
+  "anchor.tg",
+  "anchor.ppRatio",
+  "anchor.tgRatio",
+  ...[1, 2, 3, 4].map((n) => `anchor.batched${n}`),
+  ...[2, 3, 4].flatMap((n) => [`anchor.batchedRatio${n}`, `parallel.vsLlama${n}`]),
+];
 
 describe("bench (quick, tiny synthetic model, built daemon)", () => {
-  it("measures every figure or says why not, and judges every goal", { timeout: 120_000 }, async () => {
+  it("measures every figure or says why not, and judges every goal", { timeout: 240_000 }, async () => {
     const { config } = loadConfig({ argv: [], env: {}, defaultConfigPath: "/nonexistent/config.json" });
     const report = await runBench({
       options: {
@@ -72,7 +88,7 @@ describe("bench (quick, tiny synthetic model, built daemon)", () => {
     const threadIds = Object.keys(report.figures).filter((id) => id.startsWith("threads."));
     expect(threadIds).toContain(`threads.${report.threads}`);
 
-    expect(report.goals).toHaveLength(6);
+    expect(report.goals).toHaveLength(GOALS.length);
     for (const goal of report.goals) expect(["met", "missed", "n/a"]).toContain(goal.status);
     expect(report.machine.physicalCores).toBeGreaterThan(0);
     expect(report.nodeLlamaCpp.version).toMatch(/^\d+\.\d+\.\d+/);

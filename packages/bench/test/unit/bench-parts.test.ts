@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { batchedBenchArgs, parallelVsLlama, parseBatchedBenchTable } from "../../src/batched-bench-anchor.js";
 import { parseBenchArgs } from "../../src/bench-options.js";
 import { alignColumns, formatValue } from "../../src/bench-table.js";
 import { daemonArgs, summarizeDaemonLog } from "../../src/daemon-child.js";
 import { deriveFigures, orderFigures } from "../../src/derived-figures.js";
 import { fromSamples, measured, missing, ratio, spreadOf } from "../../src/figures.js";
-import { judgeGoals, MB } from "../../src/goals.js";
+import { GOALS, judgeGoals, MB } from "../../src/goals.js";
 import { llamaBenchArgs, parseLlamaBenchJson } from "../../src/llama-bench-anchor.js";
 import { aggregateTokensPerSecond } from "../../src/parallel-bench.js";
 import { parseProcStatus } from "../../src/process-memory.js";
@@ -107,7 +108,7 @@ describe("goals", () => {
       reason: "a spread needs at least 2 runs",
     });
     expect(byId["peak-rss"]?.status).toBe("n/a");
-    expect(results).toHaveLength(6);
+    expect(results).toHaveLength(GOALS.length);
   });
 });
 
@@ -223,5 +224,62 @@ describe("bench table", () => {
         ["ccc", "d", "e"],
       ]),
     ).toBe("a    bb  c\nccc  d   e");
+  });
+});
+
+describe("llama-batched-bench anchor", () => {
+  const TABLE = `
+main: n_kv_max = 2048, n_batch = 256, n_ubatch = 256, flash_attn = 0, is_pp_shared = 0, n_gpu_layers = 0, n_threads = 2, n_threads_batch = 2
+
+|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |
+|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|
+|    16 |     64 |    1 |     80 |    0.061 |   262.30 |    0.997 |    64.20 |    1.058 |    75.61 |
+|    16 |     64 |    2 |    160 |    0.118 |   271.19 |    1.709 |    74.90 |    1.827 |    87.57 |
+|    16 |     64 |    4 |    320 |    0.240 |   266.67 |    1.659 |   154.30 |    1.899 |   168.51 |
+
+llama_perf_context_print:        load time =     512.23 ms
+`;
+
+  it("reads S_TG per number of sequences from its table", () => {
+    expect([...parseBatchedBenchTable(TABLE)]).toEqual([
+      [1, 64.2],
+      [2, 74.9],
+      [4, 154.3],
+    ]);
+    expect(parseBatchedBenchTable("no table here").size).toBe(0);
+  });
+
+  it("passes the levels, threads and token counts", () => {
+    const args = batchedBenchArgs({
+      llamaBench: "/opt/llama/llama-bench",
+      modelPath: "/m.gguf",
+      threads: 2,
+      contextSize: 2048,
+      batchSize: 256,
+      promptTokens: 16,
+      generateTokens: 64,
+      levels: [1, 2, 3, 4],
+      gpuLayers: 0,
+      signal: new AbortController().signal,
+    });
+    expect(args.join(" ")).toBe(
+      "-m /m.gguf -t 2 -tb 2 -c 2048 -b 256 -ub 256 -npp 16 -ntg 64 -npl 1,2,3,4 -ngl 0",
+    );
+  });
+
+  it("compares the daemon's parallel ratio with llama.cpp's at each level", () => {
+    const spec = { label: "x", unit: "ratio" } as const;
+    const figures = parallelVsLlama(
+      {
+        "parallel.ratio2": measured(spec, 1.2),
+        "parallel.ratio4": measured(spec, 2.2),
+        "anchor.batchedRatio2": measured(spec, 1.0),
+        "anchor.batchedRatio4": measured(spec, 2.4),
+      },
+      [1, 2, 3, 4],
+    );
+    expect(figures["parallel.vsLlama2"]?.value).toBeCloseTo(1.2);
+    expect(figures["parallel.vsLlama4"]?.value).toBeCloseTo(2.2 / 2.4);
+    expect(figures["parallel.vsLlama3"]?.value).toBeNull();
   });
 });
