@@ -31,6 +31,7 @@ const HEALTH_FIELDS = [
   "active_requests",
   "totals",
   "tokens_per_second",
+  "generation_ceiling",
   "ttft_ms_last",
   "threads",
   "thermal",
