@@ -4,10 +4,11 @@
  * measure is short (a few hundred ms) and cached in the state directory, as the thread tuning is.
  */
 
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
+import { z } from "zod";
 import type { Logger } from "../logging/logger.js";
+import { KeyedStateFile } from "../util/keyed-state-file.js";
 
 export interface MemoryBandwidth {
   /** Bytes per second all reader threads together drew from memory. */
@@ -101,20 +102,24 @@ export interface BandwidthCacheDeps {
 
 const CACHE_FILE = "memory-bandwidth.json";
 
-async function readCache(path: string): Promise<Record<string, MemoryBandwidth>> {
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as Record<string, MemoryBandwidth>;
-  } catch {
-    return {};
-  }
-}
+const cachedBandwidth = z.object({
+  bytesPerSecond: z.number().positive(),
+  threads: z.number().int().min(1),
+  source: z.enum(["measured", "cached"]),
+  key: z.string(),
+});
 
 /** The bandwidth for this hardware: from the cache, or measured once and cached. */
 export async function memoryBandwidth(deps: BandwidthCacheDeps): Promise<MemoryBandwidth> {
-  const cachePath = join(deps.stateDir, CACHE_FILE);
-  const cache = await readCache(cachePath);
+  const stateFile = new KeyedStateFile(
+    join(deps.stateDir, CACHE_FILE),
+    cachedBandwidth,
+    "memory bandwidth",
+    deps.logger,
+  );
+  const cache = await stateFile.read();
   const cached = cache[deps.key];
-  if (cached && cached.bytesPerSecond > 0) return { ...cached, source: "cached" };
+  if (cached) return { ...cached, source: "cached" };
   const measure = deps.measure ?? ((threads: number) => measureReadBandwidth({ threads }));
   const bytesPerSecond = Math.round(await measure(deps.threads));
   const result: MemoryBandwidth = {
@@ -124,14 +129,7 @@ export async function memoryBandwidth(deps: BandwidthCacheDeps): Promise<MemoryB
     key: deps.key,
   };
   deps.logger.info({ gigabytesPerSecond: round(bytesPerSecond / 1e9, 2) }, "memory bandwidth measured");
-  try {
-    await mkdir(deps.stateDir, { recursive: true });
-    const temporary = `${cachePath}.${process.pid}.tmp`;
-    await writeFile(temporary, `${JSON.stringify({ ...cache, [deps.key]: result }, null, 2)}\n`);
-    await rename(temporary, cachePath);
-  } catch (err) {
-    deps.logger.warn({ err, cachePath }, "could not cache the memory bandwidth");
-  }
+  await stateFile.write({ ...cache, [deps.key]: result });
   return result;
 }
 

@@ -1,7 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../logging/logger.js";
+import { KeyedStateFile } from "../util/keyed-state-file.js";
 
 export interface ThreadTrial {
   threads: number;
@@ -51,43 +51,19 @@ const cachedTuning = z.object({
   source: z.enum(["measured", "cached"]),
   key: z.string(),
 });
-const cacheFile = z.record(z.string(), z.unknown());
-
-/**
- * The cached tunings; a state file that is not what this daemon wrote (truncated, edited, `null`) is
- * discarded, entry by entry, with a warning: state must never keep the daemon from starting.
- */
-async function readCache(path: string, logger: Logger): Promise<Record<string, ThreadTuning>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(path, "utf8"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-      logger.warn({ path, reason: (err as Error).message }, "thread tuning state unreadable: discarded");
-    return {};
-  }
-  const file = cacheFile.safeParse(json);
-  if (!file.success) {
-    logger.warn({ path }, "thread tuning state is not an object: discarded");
-    return {};
-  }
-  const valid: Record<string, ThreadTuning> = {};
-  for (const [key, value] of Object.entries(file.data)) {
-    const entry = cachedTuning.safeParse(value);
-    if (entry.success) valid[key] = entry.data;
-    else logger.warn({ path, key }, "thread tuning state entry malformed: discarded");
-  }
-  return valid;
-}
-
 /**
  * Measures generation at a few thread counts inside this process, on this device, and keeps the
  * fastest: rules cannot know how much a thread more costs beside the event loop on a given board.
  * The result is cached in the state directory.
  */
 export async function tuneThreads(deps: ThreadTunerDeps): Promise<ThreadTuning> {
-  const cachePath = join(deps.stateDir, CACHE_FILE);
-  const cache = await readCache(cachePath, deps.logger);
+  const stateFile = new KeyedStateFile(
+    join(deps.stateDir, CACHE_FILE),
+    cachedTuning,
+    "thread tuning",
+    deps.logger,
+  );
+  const cache = await stateFile.read();
   const cached = cache[deps.key];
   if (cached && cached.threads >= 1 && cached.threads <= deps.maxThreads) {
     deps.setThreads(cached.threads);
@@ -106,13 +82,6 @@ export async function tuneThreads(deps: ThreadTunerDeps): Promise<ThreadTuning> 
   const threads = pickThreads(trials);
   deps.setThreads(threads);
   const tuning: ThreadTuning = { threads, trials, source: "measured", key: deps.key };
-  try {
-    await mkdir(deps.stateDir, { recursive: true });
-    const temporary = `${cachePath}.${process.pid}.tmp`;
-    await writeFile(temporary, `${JSON.stringify({ ...cache, [deps.key]: tuning }, null, 2)}\n`);
-    await rename(temporary, cachePath);
-  } catch (err) {
-    deps.logger.warn({ err, cachePath }, "could not cache the thread tuning");
-  }
+  await stateFile.write({ ...cache, [deps.key]: tuning });
   return tuning;
 }

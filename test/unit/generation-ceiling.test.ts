@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -57,6 +57,27 @@ describe("memory bandwidth", () => {
     expect(measured).toEqual([4, 2]);
     const cache = JSON.parse(await readFile(join(stateDir, "memory-bandwidth.json"), "utf8"));
     expect(Object.keys(cache).sort()).toEqual(["pi5|2", "pi5|4"]);
+  });
+
+  it.each([
+    ["null", "null"],
+    ["not JSON", "{"],
+    ["a malformed entry", JSON.stringify({ "pi5|4": { bytesPerSecond: "fast" } })],
+  ])("discards a state file holding %s with a warning and measures again", async (_what, content) => {
+    const stateDir = await mkdtemp(join(tmpdir(), "tle-bandwidth-"));
+    dirs.push(stateDir);
+    await writeFile(join(stateDir, "memory-bandwidth.json"), content);
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+    const result = await memoryBandwidth({
+      logger,
+      stateDir,
+      key: "pi5|4",
+      threads: 4,
+      measure: async () => 11.4e9,
+    });
+    expect(result).toMatchObject({ bytesPerSecond: 11.4e9, source: "measured" });
+    expect(warnings.join("\n")).toMatch(/memory bandwidth state .*discarded/);
   });
 
   it("reads real memory on this machine, faster with two readers than a trickle", async () => {
