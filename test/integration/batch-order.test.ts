@@ -1,15 +1,14 @@
 import {
   type BatchItem,
-  getLlama,
   type Llama,
   LlamaCompletion,
   type LlamaContext,
-  LlamaLogLevel,
   type LlamaModel,
 } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFullBatchStrategy } from "../../src/inference/batching.js";
 import { LlamaInternals, VERIFIED_NODE_LLAMA_CPP } from "../../src/inference/llama-internals.js";
+import { openTestLlama } from "../helpers/engine.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 
 describe("batch order on node-llama-cpp's real decode queue", () => {
@@ -21,7 +20,7 @@ describe("batch order on node-llama-cpp's real decode queue", () => {
   let running = 0;
 
   beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    llama = await openTestLlama();
     model = await llama.loadModel({ modelPath: TINY_MODEL_PATH });
     let internals: LlamaInternals | undefined;
     const idsOf = (items: readonly BatchItem[]) => internals?.sequenceIdsOf(items) ?? null;

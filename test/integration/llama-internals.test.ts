@@ -2,11 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type BatchItem,
-  getLlama,
   type Llama,
   LlamaCompletion,
   type LlamaContext,
-  LlamaLogLevel,
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
@@ -19,7 +17,7 @@ import {
   LlamaInternals,
   VERIFIED_NODE_LLAMA_CPP,
 } from "../../src/inference/llama-internals.js";
-import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { generationRequest, openTestLlama, startTinyEngine } from "../helpers/engine.js";
 import { FUZZED_SAMPLING, SWITCH_SCHEMA } from "../helpers/fuzzed-sampling.js";
 import { TINY_MODEL_PATH } from "../helpers/models.js";
 
@@ -36,7 +34,7 @@ describe("node-llama-cpp's internals the engine relies on", () => {
   let model: LlamaModel;
 
   beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+    llama = await openTestLlama();
     model = await llama.loadModel({ modelPath: TINY_MODEL_PATH });
   });
   afterAll(async () => {

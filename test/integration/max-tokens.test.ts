@@ -1,28 +1,16 @@
-import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { InferenceEngine } from "../../src/inference/engine.js";
-import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { describe, expect, it } from "vitest";
+import { generationRequest, useTinyEngine } from "../helpers/engine.js";
 
 // max_tokens is a hard ceiling, with greedy sampling and with sampling alike.
 describe("max_tokens through the engine", () => {
-  let llama: Llama;
-  let engine: InferenceEngine;
-
-  beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
-    engine = await startTinyEngine(llama);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-    await llama?.dispose();
-  });
+  const tiny = useTinyEngine();
 
   for (const temperature of [0, 0.8]) {
     it(`never generates more than max_tokens at temperature ${temperature}`, async () => {
       const counts: number[] = [];
       for (const seed of [1, 2, 3, 4, 5, 6]) {
         for (const kind of ["chat", "raw"] as const) {
-          const outcome = await engine.generate(
+          const outcome = await tiny.engine.generate(
             generationRequest({
               id: `mt-${seed}-${kind}`,
               input:

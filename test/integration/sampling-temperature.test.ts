@@ -1,8 +1,6 @@
-import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { GenerationRequest } from "../../src/core/generation.js";
-import type { InferenceEngine } from "../../src/inference/engine.js";
-import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { generationRequest, useTinyEngine } from "../helpers/engine.js";
 import { FUZZED_SAMPLING, SWITCH_SCHEMA } from "../helpers/fuzzed-sampling.js";
 
 const SEEDS = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -21,22 +19,12 @@ function request(seed: number): GenerationRequest {
 
 // What happens when llama.cpp's sampler fails anyway: test/integration/llama-internals.test.ts.
 describe("a vanishing temperature with a JSON-schema grammar, through the engine", () => {
-  let llama: Llama;
-  let engine: InferenceEngine;
-
-  beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
-    engine = await startTinyEngine(llama);
-  });
-  afterAll(async () => {
-    await engine?.stop();
-    await llama?.dispose();
-  });
+  const tiny = useTinyEngine();
 
   it("runs as greedy sampling, so the grammar gets a token it accepts", async () => {
     const outcomes = [];
     for (const seed of SEEDS) {
-      const outcome = await engine.generate(request(seed), {
+      const outcome = await tiny.engine.generate(request(seed), {
         signal: new AbortController().signal,
         onText: () => undefined,
       });

@@ -1,29 +1,16 @@
-import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { GenerationRequest } from "../../src/core/generation.js";
-import type { InferenceEngine } from "../../src/inference/engine.js";
-import { generationRequest, startTinyEngine } from "../helpers/engine.js";
+import { generationRequest, useTinyEngine } from "../helpers/engine.js";
 
 function rawRequest(id: string, text: string, maxTokens: number): GenerationRequest {
   return generationRequest({ id, input: { kind: "raw", text }, stream: true, maxTokens });
 }
 
 describe("a request starting while another generates", () => {
-  let llama: Llama;
-  let engine: InferenceEngine;
-
-  beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
-    engine = await startTinyEngine(llama, { contextSize: 1024, sequences: 3 });
-  });
-
-  afterAll(async () => {
-    await engine?.stop();
-    await llama?.dispose();
-  });
+  const tiny = useTinyEngine({ contextSize: 1024, sequences: 3 });
 
   const run = (request: GenerationRequest, times: number[]) =>
-    engine.generate(request, {
+    tiny.engine.generate(request, {
       signal: new AbortController().signal,
       onText: () => times.push(performance.now()),
     });
