@@ -11,6 +11,7 @@ import {
   missing,
   ratio,
 } from "./figures.js";
+import { failureOf } from "./llama-bench-anchor.js";
 import { parallelFigureId, parallelRatioId } from "./parallel-bench.js";
 
 /**
@@ -111,7 +112,7 @@ export async function runBatchedBench(options: BatchedBenchOptions): Promise<Fig
     byLevel = parseBatchedBenchTable(stdout);
   } catch (err) {
     options.signal.throwIfAborted();
-    return allMissing(specs, `llama-batched-bench failed: ${(err as Error).message.split("\n")[0]}`);
+    return allMissing(specs, `llama-batched-bench failed: ${failureOf(err)}`);
   }
   const figures: FigureSet = {};
   const figureAt = (level: number): Figure => {

@@ -52,14 +52,24 @@ export interface LlamaBenchOptions {
   signal: AbortSignal;
 }
 
-export function llamaBenchArgs(options: LlamaBenchOptions): string[] {
+/**
+ * How to say "mmap or not" to this llama-bench: `-mmp 0|1` until llama.cpp v0.5.0 replaced it with
+ * `-lm, --load-mode none|mmap|…` (and refuses `-mmp`), read from its own help text.
+ */
+export function loadModeArgs(helpText: string, useMmap: boolean): string[] {
+  return helpText.includes("--load-mode")
+    ? ["-lm", useMmap ? "mmap" : "none"]
+    : ["-mmp", useMmap ? "1" : "0"];
+}
+
+export function llamaBenchArgs(options: LlamaBenchOptions, helpText = ""): string[] {
   return [
     ["-m", options.modelPath],
     ["-t", String(options.threads)],
     ["-p", String(options.promptTokens)],
     ["-n", String(options.generateTokens)],
     ["-r", String(options.runs)],
-    ["-mmp", options.useMmap ? "1" : "0"],
+    loadModeArgs(helpText, options.useMmap),
     ["-ngl", options.gpuLayers === "max" ? "999" : String(options.gpuLayers)],
     ["-o", "json"],
   ].flat();
@@ -71,7 +81,8 @@ const LLAMA_BENCH_TIMEOUT_MS = 600_000;
 export async function runLlamaBench(options: LlamaBenchOptions): Promise<FigureSet> {
   if (options.binary === null) return allMissing(ANCHOR_FIGURES, "no --llama-bench PATH given");
   try {
-    const { stdout } = await promisify(execFile)(options.binary, llamaBenchArgs(options), {
+    const help = await helpOf(options.binary);
+    const { stdout } = await promisify(execFile)(options.binary, llamaBenchArgs(options, help), {
       signal: options.signal,
       timeout: LLAMA_BENCH_TIMEOUT_MS,
       maxBuffer: 16 * 1024 * 1024,
@@ -79,6 +90,24 @@ export async function runLlamaBench(options: LlamaBenchOptions): Promise<FigureS
     return parseLlamaBenchJson(stdout);
   } catch (err) {
     options.signal.throwIfAborted();
-    return allMissing(ANCHOR_FIGURES, `llama-bench failed: ${(err as Error).message.split("\n")[0]}`);
+    return allMissing(ANCHOR_FIGURES, `llama-bench failed: ${failureOf(err)}`);
   }
+}
+
+/** llama-bench's --help (it exits 0 on some releases and 1 on others; the text is what counts). */
+async function helpOf(binary: string): Promise<string> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(binary, ["--help"], { timeout: 10_000 });
+    return stdout + stderr;
+  } catch (err) {
+    const { stdout = "", stderr = "" } = err as { stdout?: string; stderr?: string };
+    return stdout + stderr;
+  }
+}
+
+/** The tool's own complaint (its first "error" line on stderr) rather than "Command failed: …". */
+export function failureOf(err: unknown): string {
+  const stderr = String((err as { stderr?: unknown }).stderr ?? "");
+  const complaint = stderr.split("\n").find((line) => /error/i.test(line));
+  return (complaint ?? (err as Error).message.split("\n")[0] ?? "").trim();
 }

@@ -6,7 +6,12 @@ import { daemonArgs, summarizeDaemonLog } from "../../src/daemon-child.js";
 import { deriveFigures, orderFigures } from "../../src/derived-figures.js";
 import { fromSamples, measured, missing, ratio, spreadOf } from "../../src/figures.js";
 import { GOALS, judgeGoals, MB } from "../../src/goals.js";
-import { llamaBenchArgs, parseLlamaBenchJson } from "../../src/llama-bench-anchor.js";
+import {
+  failureOf,
+  llamaBenchArgs,
+  loadModeArgs,
+  parseLlamaBenchJson,
+} from "../../src/llama-bench-anchor.js";
 import { aggregateTokensPerSecond } from "../../src/parallel-bench.js";
 import { parseProcStatus } from "../../src/process-memory.js";
 import { sweepCandidates } from "../../src/thread-sweep.js";
@@ -204,6 +209,22 @@ describe("llama-bench anchor", () => {
       signal: new AbortController().signal,
     });
     expect(args.join(" ")).toBe("-m /m.gguf -t 2 -p 256 -n 128 -r 5 -mmp 0 -ngl 0 -o json");
+  });
+
+  it("says mmap the way its llama-bench takes it: -lm since llama.cpp v0.5.0, -mmp before", () => {
+    const v050Help = "  -lm, --load-mode <auto|none|mmap|mlock|mmap+mlock|dio> (default: auto)";
+    const olderHelp = "  -mmp, --mmap <0|1>                        (default: 1)";
+    expect(loadModeArgs(v050Help, false)).toEqual(["-lm", "none"]);
+    expect(loadModeArgs(v050Help, true)).toEqual(["-lm", "mmap"]);
+    expect(loadModeArgs(olderHelp, false)).toEqual(["-mmp", "0"]);
+  });
+
+  it("reports the tool's own complaint when it fails", () => {
+    const err = Object.assign(new Error("Command failed: llama-bench -mmp 0\nusage: …"), {
+      stderr: "error: invalid parameter for argument: -mmp\nusage: llama-bench [options]\n",
+    });
+    expect(failureOf(err)).toBe("error: invalid parameter for argument: -mmp");
+    expect(failureOf(new Error("spawn ENOENT"))).toBe("spawn ENOENT");
   });
 });
 
