@@ -7,7 +7,7 @@ import {
   generationCeiling,
 } from "../hardware/generation-ceiling.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
-import { memoryBandwidth } from "../hardware/memory-bandwidth.js";
+import { bandwidthKey, memoryBandwidth } from "../hardware/memory-bandwidth.js";
 import { defaultPlanRequest, type PlanRequest } from "../hardware/plan-request.js";
 import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
 import { recordedBoardDeps } from "../hardware/recorded-board.js";
@@ -64,10 +64,9 @@ async function planCeiling(
         destination: { write: (line: string) => err.write(line) },
       }),
       stateDir,
-      key: [hardware.arch, hardware.board, hardware.cpu.model, hardware.memory.totalBytes, plan.threads].join(
-        "|",
-      ),
+      key: bandwidthKey(hardware, plan.threads),
       threads: plan.threads,
+      memoryBytes: hardware.memory.totalBytes,
     });
     return generationCeiling(bandwidth, plan.modelSizeBytes);
   } catch (error) {

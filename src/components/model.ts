@@ -3,7 +3,7 @@ import type { AppConfig } from "../config/app-config.js";
 import type { GenerationRequest } from "../core/generation.js";
 import { EdgeError } from "../errors.js";
 import { type GenerationCeiling, generationCeiling } from "../hardware/generation-ceiling.js";
-import { type MemoryBandwidth, memoryBandwidth } from "../hardware/memory-bandwidth.js";
+import { bandwidthKey, type MemoryBandwidth, memoryBandwidth } from "../hardware/memory-bandwidth.js";
 import { type GenerateOptions, type GenerationOutcome, InferenceEngine } from "../inference/engine.js";
 import { type ThreadTuning, tuneThreads } from "../inference/thread-tuner.js";
 import type { Component } from "../lifecycle/component.js";
@@ -102,6 +102,8 @@ export class Model implements Component {
       signal,
     });
     const { plan, modelPath, llama, nativeErrors } = this.prepared;
+    // Before the weights are in memory: the read test's buffers then never add to the model's peak.
+    this.bandwidth = await this.measureBandwidth(this.prepared);
     this.engine = new InferenceEngine({
       logger: logger.child({ component: "engine" }),
       llama,
@@ -128,7 +130,6 @@ export class Model implements Component {
     });
     await this.engine.start();
     this.tuning = await this.maybeTuneThreads(this.prepared, this.engine, signal);
-    this.bandwidth = await this.measureBandwidth(this.prepared);
     await this.warmPrompts(this.engine);
     this.loaded = true;
   }
@@ -163,22 +164,17 @@ export class Model implements Component {
     return tuning;
   }
 
-  /** Memory bandwidth with as many readers as inference threads, measured once per board and cached. */
+  /** Memory bandwidth with as many readers as planned threads (the most that can read), cached per board. */
   private async measureBandwidth(prepared: PreparedRuntime): Promise<MemoryBandwidth | null> {
     const { config, logger } = this.deps;
-    const { hardware } = prepared;
+    const { hardware, plan } = prepared;
     try {
       return await memoryBandwidth({
         logger: logger.child({ component: "memory-bandwidth" }),
         stateDir: config.state.dir,
-        key: [
-          hardware.arch,
-          hardware.board,
-          hardware.cpu.model,
-          hardware.memory.totalBytes,
-          this.threads,
-        ].join("|"),
-        threads: this.threads,
+        key: bandwidthKey(hardware, plan.threads),
+        threads: plan.threads,
+        memoryBytes: hardware.memory.totalBytes,
       });
     } catch (err) {
       // A figure for the health topic is never worth failing the start.

@@ -9,6 +9,7 @@ import { Worker } from "node:worker_threads";
 import { z } from "zod";
 import type { Logger } from "../logging/logger.js";
 import { KeyedStateFile } from "../util/keyed-state-file.js";
+import type { HardwareProfile } from "./hardware-profile.js";
 
 export interface MemoryBandwidth {
   /** Bytes per second all reader threads together drew from memory. */
@@ -68,9 +69,28 @@ function startReader(
   return { worker, ready };
 }
 
+const MAX_READER_BYTES = 64 * 1024 * 1024;
+const MIN_READER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Buffer per reader for a board with this much RAM: 1/64 of it, between 8 MB (still 4x the largest
+ * edge SoC cache, the Pi 5's 2 MB L3) and 64 MB. A 512 MB Pi Zero 2 W reads 8 MB per thread.
+ */
+export function readerBufferBytes(memoryBytes: number): number {
+  return Math.min(MAX_READER_BYTES, Math.max(MIN_READER_BYTES, Math.floor(memoryBytes / 64)));
+}
+
+/** What a measure is cached under: another board, RAM size or thread count measures again. */
+export function bandwidthKey(
+  hardware: Pick<HardwareProfile, "arch" | "board" | "cpu" | "memory">,
+  threads: number,
+): string {
+  return [hardware.arch, hardware.board, hardware.cpu.model, hardware.memory.totalBytes, threads].join("|");
+}
+
 /** Streams through buffers larger than the caches on `threads` threads at once; bytes/s in total. */
 export async function measureReadBandwidth(options: MeasureBandwidthOptions): Promise<number> {
-  const bufferBytes = options.bufferBytes ?? 64 * 1024 * 1024;
+  const bufferBytes = options.bufferBytes ?? MAX_READER_BYTES;
   const readers = Array.from({ length: Math.max(1, options.threads) }, () =>
     startReader(bufferBytes, options.rounds ?? 5, options.roundMs ?? 60),
   );
@@ -97,6 +117,8 @@ export interface BandwidthCacheDeps {
   /** Identifies the hardware: another board (or more threads) measures again. */
   key: string;
   threads: number;
+  /** The board's RAM: sizes the read buffers (see readerBufferBytes); null or absent: the largest. */
+  memoryBytes?: number | null;
   measure?: (threads: number) => Promise<number>;
 }
 
@@ -120,7 +142,8 @@ export async function memoryBandwidth(deps: BandwidthCacheDeps): Promise<MemoryB
   const cache = await stateFile.read();
   const cached = cache[deps.key];
   if (cached) return { ...cached, source: "cached" };
-  const measure = deps.measure ?? ((threads: number) => measureReadBandwidth({ threads }));
+  const bufferBytes = deps.memoryBytes ? readerBufferBytes(deps.memoryBytes) : undefined;
+  const measure = deps.measure ?? ((threads: number) => measureReadBandwidth({ threads, bufferBytes }));
   const bytesPerSecond = Math.round(await measure(deps.threads));
   const result: MemoryBandwidth = {
     bytesPerSecond,

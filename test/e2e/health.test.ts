@@ -91,6 +91,13 @@ describe("health, Home Assistant discovery and thermal care of the running daemo
     }
   });
 
+  it("measures memory bandwidth before the model loads, so its read buffers never add to the model's peak", () => {
+    const messages = daemon.logs().map((line) => line.msg);
+    const measured = messages.indexOf("memory bandwidth measured");
+    expect(measured).toBeGreaterThanOrEqual(0);
+    expect(measured).toBeLessThan(messages.indexOf("model loaded"));
+  });
+
   it("moves the health counters after a request", async () => {
     const before = (await probe.waitForJson(`tinyllama/${NODE}/health`)).json as Json;
     expect(before.process_rss_bytes).toBeGreaterThan(0);

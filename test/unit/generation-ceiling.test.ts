@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { describeCeiling, generationCeiling, shareOfCeiling } from "../../src/hardware/generation-ceiling.js";
-import { measureReadBandwidth, memoryBandwidth } from "../../src/hardware/memory-bandwidth.js";
+import {
+  measureReadBandwidth,
+  memoryBandwidth,
+  readerBufferBytes,
+} from "../../src/hardware/memory-bandwidth.js";
 
 describe("the generation ceiling", () => {
   it("is bandwidth over bytes per token: a Pi 5 at 11.4 GB/s tops out near 18 tokens/s on a 0.64 GB Q4_0", () => {
@@ -78,6 +82,14 @@ describe("memory bandwidth", () => {
     });
     expect(result).toMatchObject({ bytesPerSecond: 11.4e9, source: "measured" });
     expect(warnings.join("\n")).toMatch(/memory bandwidth state .*discarded/);
+  });
+
+  it("sizes the read buffers to the board's RAM: small boards are not pushed towards swap", () => {
+    const MB = 1024 * 1024;
+    expect(readerBufferBytes(512 * MB)).toBe(8 * MB); // Pi Zero 2 W
+    expect(readerBufferBytes(2048 * MB)).toBe(32 * MB);
+    expect(readerBufferBytes(8192 * MB)).toBe(64 * MB); // Pi 5 8 GB and up
+    expect(readerBufferBytes(256 * MB)).toBe(8 * MB);
   });
 
   it("reads real memory on this machine, faster with two readers than a trickle", async () => {
