@@ -258,7 +258,8 @@ write_file "$BIN_FILE" 0755 <<EOF
 $WRAPPER_MARKER
 : "\${NODE_ENV:=production}"
 : "\${UV_THREADPOOL_SIZE:=1}"
-export NODE_ENV UV_THREADPOOL_SIZE
+: "\${NODE_OPTIONS:=--max-semi-space-size=2}"
+export NODE_ENV UV_THREADPOOL_SIZE NODE_OPTIONS
 exec $NODE_BIN $APP_PATH/dist/main.js "\$@"
 EOF
 

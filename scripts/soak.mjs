@@ -168,7 +168,17 @@ function startDaemon(options, brokerUrl, modelPath) {
       "--scheduler.ratePerMinute",
       "0",
     ],
-    { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      cwd: ROOT,
+      // As the service runs (systemd unit, npm start): one libuv pool thread, a 2 MB young generation.
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        UV_THREADPOOL_SIZE: "1",
+        NODE_OPTIONS: "--max-semi-space-size=2",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
   );
   const tail = [];
   const keep = (chunk) => {

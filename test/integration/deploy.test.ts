@@ -123,7 +123,9 @@ describe("systemd unit", () => {
     expect(directives.has("StartLimitIntervalSec")).toBe(true);
     // Longer than the daemon's own 20 s shutdown deadline.
     expect(Number(one("TimeoutStopSec"))).toBeGreaterThan(20);
-    expect(one("Environment")).toBe("NODE_ENV=production UV_THREADPOOL_SIZE=1");
+    expect(one("Environment")).toBe(
+      "NODE_ENV=production UV_THREADPOOL_SIZE=1 NODE_OPTIONS=--max-semi-space-size=2",
+    );
     for (const [key, value] of [
       ["ProtectSystem", "strict"],
       ["ProtectHome", "true"],
