@@ -22,7 +22,7 @@ export interface BenchPrompts {
   systemPrompt(variant: string): string;
   /** A system prompt of about `tokens` tokens (one of restartPromptTokens), `variant` as above. */
   systemPromptOf(tokens: number, variant: string): string;
-  /** A short user turn after the system prompt. */
+  /** A short user turn after the system prompt; runs 0-9 differ from their first character on. */
   question(run: number): string;
 }
 
@@ -50,6 +50,8 @@ export function buildBenchPrompts(
     systemPrompt: (variant) => `Household ${variant}. You are the house assistant. ${system}`,
     systemPromptOf: (tokens, variant) =>
       `Household ${variant}. You are the house assistant. ${restartSystems.get(tokens) ?? systemOf(tokens)}`,
-    question: (run) => `Question ${run}: is the hall light on?`,
+    // The run number comes first: consecutive questions part at their first token, so a request on
+    // a sequence that still holds the previous one evaluates its whole turn, as one after a restart does.
+    question: (run) => `${run}: is the hall light on?`,
   };
 }

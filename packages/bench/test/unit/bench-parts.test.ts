@@ -1,6 +1,8 @@
+import type { LlamaModel } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
 import { batchedBenchArgs, parallelVsLlama, parseBatchedBenchTable } from "../../src/batched-bench-anchor.js";
 import { parseBenchArgs } from "../../src/bench-options.js";
+import { buildBenchPrompts } from "../../src/bench-prompts.js";
 import { alignColumns, formatValue } from "../../src/bench-table.js";
 import { daemonArgs, summarizeDaemonLog } from "../../src/daemon-child.js";
 import { deriveFigures, orderFigures } from "../../src/derived-figures.js";
@@ -176,6 +178,23 @@ describe("measurement helpers", () => {
     ];
     expect(summarizeDaemonLog(lines)).toBe("start failed: the model does not fit");
     expect(summarizeDaemonLog(["plain text"])).toBe("plain text");
+  });
+});
+
+describe("bench prompts", () => {
+  it("gives consecutive questions nothing in common before their end, at equal length", () => {
+    const words = (text: string) => text.split(" ").map((_, i) => i);
+    const model = { tokens: { bos: 1 }, tokenize: words } as unknown as LlamaModel;
+    const prompts = buildBenchPrompts(model, {
+      promptTokens: 8,
+      systemPromptTokens: 8,
+      restartPromptTokens: [8],
+    });
+    for (let run = 0; run < 8; run++) {
+      const [a, b] = [prompts.question(run), prompts.question(run + 1)];
+      expect(a[0]).not.toBe(b[0]);
+      expect(a.length).toBe(b.length);
+    }
   });
 });
 
