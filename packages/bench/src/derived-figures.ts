@@ -17,6 +17,7 @@ export const DERIVED_FIGURES = {
 const SECTION_ORDER = [
   "engine.",
   "daemon.",
+  "paired.",
   "threads.",
   "parallel.",
   "prefix.",

@@ -16,12 +16,15 @@ export interface Goal {
 export const MB = 1_000_000;
 
 export const GOALS: readonly Goal[] = [
+  // Judged on interleaved pairs (paired-bench.ts): separate series minutes apart measured the
+  // machine's drift as much as the daemon.
   {
     id: "daemon-tg",
-    figure: "daemon.tgRatio",
+    figure: "paired.ratio",
     comparison: ">=",
     target: 0.97,
-    description: "daemon tg >= 97% of the in-process engine with the same threads",
+    description:
+      "daemon tg >= 97% of the in-process engine with the same threads (median of interleaved pairs)",
   },
   {
     id: "ttft-overhead",
@@ -32,10 +35,10 @@ export const GOALS: readonly Goal[] = [
   },
   {
     id: "daemon-tg-spread",
-    figure: "daemon.tgSpread",
+    figure: "paired.spread",
     comparison: "<",
     target: 5,
-    description: "run-to-run spread of daemon tg under 5%",
+    description: "run-to-run spread of the daemon/engine tg pairs under 5%",
   },
   {
     id: "parallel-4",

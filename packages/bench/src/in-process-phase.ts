@@ -4,6 +4,7 @@ import { type BenchPrompts, buildBenchPrompts } from "./bench-prompts.js";
 import type { BenchSizes } from "./bench-sizes.js";
 import { ENGINE_FIGURES, measureEngine } from "./engine-bench.js";
 import { type FigureSet, figuresOrReasons } from "./figures.js";
+import { openPairedEngine, type PairedEngine } from "./paired-bench.js";
 import { measureThreadSweep, sweepFigureId, sweepSpec } from "./thread-sweep.js";
 
 export function inProcessSteps(sizes: BenchSizes, candidates: readonly number[]): number {
@@ -11,13 +12,14 @@ export function inProcessSteps(sizes: BenchSizes, candidates: readonly number[])
 }
 
 /**
- * The engine and the thread sweep on one loaded model, freed afterwards. The prompts are built
- * with its tokenizer here and reused for the daemon.
+ * The engine and the thread sweep on one loaded model. The prompts are built with its tokenizer
+ * here and reused for the daemon; the model stays loaded for the paired series (`paired`, whose
+ * dispose frees it) unless this fails.
  */
 export async function measureInProcess(
   bench: BenchContext,
   candidates: number[],
-): Promise<{ figures: FigureSet; prompts: BenchPrompts }> {
+): Promise<{ figures: FigureSet; prompts: BenchPrompts; paired: PairedEngine }> {
   const { runtime, sizes, signal } = bench;
   const { plan, llama } = runtime;
   const enginePhase = bench.phase("engine", 1 + 2 * (sizes.warmups + sizes.runs));
@@ -48,9 +50,28 @@ export async function measureInProcess(
       measureThreadSweep({ ...common, candidates, sizes, prompts, step: sweepPhase.step }),
     );
     sweepPhase.finish();
-    return { figures: { ...engine, ...sweep }, prompts };
-  } finally {
+    llama.maxThreads = plan.threads;
+    const loaded = model;
+    const engineRuns = await openPairedEngine(
+      { ...common, threads: plan.threads },
+      sizes,
+      prompts,
+      bench.temperature,
+    );
+    return {
+      figures: { ...engine, ...sweep },
+      prompts,
+      paired: {
+        run: engineRuns.run,
+        dispose: async () => {
+          await engineRuns.dispose();
+          await loaded.dispose();
+        },
+      },
+    };
+  } catch (err) {
     llama.maxThreads = plan.threads;
     await model?.dispose();
+    throw err;
   }
 }

@@ -15,6 +15,7 @@ import {
 } from "./daemon-bench.js";
 import { type DaemonSession, withDaemon } from "./daemon-session.js";
 import { allMissing, type FigureSet, type FigureSpec, figuresOrReasons, inSpecOrder } from "./figures.js";
+import { measurePairs, PAIRED_FIGURES, type PairedEngine } from "./paired-bench.js";
 import {
   measureParallel,
   parallelFigureId,
@@ -30,7 +31,7 @@ import {
   restartSteps,
 } from "./restart-bench.js";
 
-const SINGLE_SPECS = { ...DAEMON_FIGURES, ...PREFIX_FIGURES, ...MEMORY_FIGURES };
+const SINGLE_SPECS = { ...DAEMON_FIGURES, ...PAIRED_FIGURES, ...PREFIX_FIGURES, ...MEMORY_FIGURES };
 
 function parallelSpecs(levels: readonly number[]): Record<string, FigureSpec> {
   const specs: Record<string, FigureSpec> = {};
@@ -47,7 +48,7 @@ function restartSpecsWithRatios(tokens: readonly number[]): Record<string, Figur
 
 export function mqttSteps(sizes: BenchSizes): { single: number; restart: number; parallel: number } {
   return {
-    single: 1 + sizes.warmups + sizes.runs + 2 * sizes.prefixRuns + 1 + 1,
+    single: 1 + 2 * (sizes.warmups + sizes.runs) + 2 * sizes.prefixRuns + 1 + 1,
     restart: restartSteps(sizes),
     parallel: 1 + sizes.warmups + sizes.parallelLevels.length * sizes.parallelRuns,
   };
@@ -117,12 +118,14 @@ async function daemonFigures(
 }
 
 /**
- * The built daemon over MQTT on the bench's own broker: one sequence (tg, TTFT, prefix cache,
- * memory), then as many sequences as the widest parallel level.
+ * The built daemon over MQTT on the bench's own broker: one sequence (tg, tg paired with the
+ * in-process engine, TTFT, prefix cache, memory), then as many sequences as the widest parallel
+ * level. The paired engine is freed once the single-sequence session ends.
  */
 export async function measureOverMqtt(
   bench: BenchContext,
   prompts: BenchPrompts,
+  paired: PairedEngine,
 ): Promise<{ figures: FigureSet; broker: BenchReport["broker"] }> {
   const { sizes, signal, temperature } = bench;
   const steps = mqttSteps(sizes);
@@ -132,6 +135,7 @@ export async function measureOverMqtt(
   try {
     broker = await startBenchBroker();
   } catch (err) {
+    await paired.dispose();
     const reason = `no MQTT broker: ${(err as Error).message}`;
     return {
       figures: allMissing({ ...SINGLE_SPECS, ...restartFigureSpecs, ...parallelFigureSpecs }, reason),
@@ -154,6 +158,12 @@ export async function measureOverMqtt(
           into,
           await figuresOrReasons(DAEMON_FIGURES, signal, () => measureDaemonGeneration(common)),
         );
+        Object.assign(
+          into,
+          await figuresOrReasons(PAIRED_FIGURES, signal, () =>
+            measurePairs({ ...common, engineRun: paired.run }),
+          ),
+        );
         Object.assign(into, await figuresOrReasons(PREFIX_FIGURES, signal, () => measurePrefixCache(common)));
         Object.assign(
           into,
@@ -161,7 +171,7 @@ export async function measureOverMqtt(
         );
         single.step("memory read");
       },
-    );
+    ).finally(() => paired.dispose());
     single.finish();
     const restart = bench.phase("restart", steps.restart);
     const restartFigures = await figuresOrReasons(restartFigureSpecs, signal, () =>

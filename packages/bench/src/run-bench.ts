@@ -117,8 +117,9 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
     // Measured fresh (not the daemon's cache): the bench reports what the machine does now.
     const bandwidth = await measureReadBandwidth({ threads: plan.threads }).catch(() => null);
     const inProcess = await measureInProcess(bench, candidates);
+    // The engine stays loaded through the daemon's single-sequence session, for the paired series.
+    const overMqtt = await measureOverMqtt(bench, inProcess.prompts, inProcess.paired);
     await llama.dispose();
-    const overMqtt = await measureOverMqtt(bench, inProcess.prompts);
     const anchorPhase = progress.phase("llama-bench", 1);
     const anchor = await runLlamaBench({
       binary: options.llamaBench,

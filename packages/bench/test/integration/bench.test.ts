@@ -18,6 +18,8 @@ const ALWAYS_MEASURED = [
   "daemon.tgReported",
   "daemon.tgSpread",
   "daemon.tgRatio",
+  "paired.ratio",
+  "paired.spread",
   "daemon.ttft",
   "daemon.ttftOverhead",
   "threads.1",

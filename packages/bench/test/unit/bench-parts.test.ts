@@ -103,9 +103,9 @@ describe("figures", () => {
 describe("goals", () => {
   it("judges each goal on its figure: met, missed, or n/a with the figure's reason", () => {
     const results = judgeGoals({
-      "daemon.tgRatio": measured({ label: "r", unit: "ratio" }, 0.98),
+      "paired.ratio": measured({ label: "r", unit: "ratio" }, 0.98),
       "daemon.ttftOverhead": measured({ label: "o", unit: "ms difference" }, 22),
-      "daemon.tgSpread": missing({ label: "s", unit: "%" }, "a spread needs at least 2 runs"),
+      "paired.spread": missing({ label: "s", unit: "%" }, "a spread needs at least 2 runs"),
     });
     const byId = Object.fromEntries(results.map((r) => [r.id, r]));
     expect(byId["daemon-tg"]?.status).toBe("met");
