@@ -327,22 +327,26 @@ export class InferenceEngine {
   }
 
   /**
-   * The tokens a chat with this system prompt starts with, whatever follows: the rendering of the
-   * system message alone and the one with a user turn after it, up to where they part.
+   * The tokens a chat with this system prompt and a user turn starts with, whatever the user says:
+   * the renderings with two different user texts, up to where they part. That takes in the
+   * template's user-turn header, so a prefix loaded after a restart leaves only the user's own
+   * words to evaluate, as a prefix still in memory from the previous request does.
    */
   private systemPrefixOf(system: string): Token[] {
     const cached = this.systemPrefixes.get(system);
     if (cached) return cached;
-    const render = (history: ChatHistoryItem[]) =>
+    const render = (user: string) =>
       this.requireChatWrapper()
-        .generateContextState({ chatHistory: [...history, { type: "model", response: [] }] })
+        .generateContextState({
+          chatHistory: [
+            { type: "system", text: system },
+            { type: "user", text: user },
+            { type: "model", response: [] },
+          ],
+        })
         .contextText.tokenize(this.requireModel().tokenizer);
-    const alone = render([{ type: "system", text: system }]);
-    const followed = render([
-      { type: "system", text: system },
-      { type: "user", text: "?" },
-    ]);
-    const prefix = alone.slice(0, sharedPrefixLength(alone, followed));
+    const [one, other] = [render("A"), render("?")];
+    const prefix = one.slice(0, sharedPrefixLength(one, other));
     if (this.systemPrefixes.size >= 16) this.systemPrefixes.clear();
     this.systemPrefixes.set(system, prefix);
     return prefix;

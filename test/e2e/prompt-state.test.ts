@@ -95,6 +95,12 @@ describe("prompt state kept across restarts", () => {
     expect(afterRestart.status).toBe("ok");
     expect(afterRestart.usage.prompt_tokens).toBeGreaterThan(200);
     expect(afterRestart.usage.prompt_tokens_evaluated).toBeLessThan(20);
+    // The chat template's user-turn header after the system prompt is kept too: the restart costs
+    // what an in-memory hit costs (same user text length, a different first word).
+    const inMemory = await ask("shut the garage");
+    expect(afterRestart.usage.prompt_tokens_evaluated).toBeLessThanOrEqual(
+      inMemory.usage.prompt_tokens_evaluated,
+    );
   });
 
   it("refuses a corrupted state file with a log line, and serves the request in full", async () => {
