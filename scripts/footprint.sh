@@ -27,7 +27,7 @@ mosquitto="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 broker=$!
 sleep 0.5
 log="$app/daemon.log"
-UV_THREADPOOL_SIZE=1 NODE_OPTIONS=--max-semi-space-size=2 node "$app/dist/main.js" start --log.pretty never --mqtt.embeddedBroker never \
+UV_THREADPOOL_SIZE=1 NODE_OPTIONS=--max-semi-space-size=2 MALLOC_MMAP_THRESHOLD_=131072 node "$app/dist/main.js" start --log.pretty never --mqtt.embeddedBroker never \
   --mqtt.url "mqtt://127.0.0.1:$port" --model.path "$model" \
   --runtime.threads 2 --runtime.autotune false --homeassistant.enabled false \
   --state.dir "$app/state" >"$log" 2>&1 &

@@ -170,12 +170,14 @@ function startDaemon(options, brokerUrl, modelPath) {
     ],
     {
       cwd: ROOT,
-      // As the service runs (systemd unit, npm start): one libuv pool thread, a 2 MB young generation.
+      // As the service runs (systemd unit, npm start): one libuv pool thread, a 2 MB young
+      // generation, a fixed malloc mmap threshold.
       env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         UV_THREADPOOL_SIZE: "1",
         NODE_OPTIONS: "--max-semi-space-size=2",
+        MALLOC_MMAP_THRESHOLD_: "131072",
       },
       stdio: ["ignore", "pipe", "pipe"],
     },

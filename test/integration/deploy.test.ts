@@ -124,7 +124,7 @@ describe("systemd unit", () => {
     // Longer than the daemon's own 20 s shutdown deadline.
     expect(Number(one("TimeoutStopSec"))).toBeGreaterThan(20);
     expect(one("Environment")).toBe(
-      "NODE_ENV=production UV_THREADPOOL_SIZE=1 NODE_OPTIONS=--max-semi-space-size=2",
+      "NODE_ENV=production UV_THREADPOOL_SIZE=1 NODE_OPTIONS=--max-semi-space-size=2 MALLOC_MMAP_THRESHOLD_=131072",
     );
     for (const [key, value] of [
       ["ProtectSystem", "strict"],

@@ -87,13 +87,14 @@ export function startDaemonChild(options: DaemonChildOptions): DaemonChild {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build`);
   const child: ChildProcess = spawn(process.execPath, daemonArgs(options), {
     cwd: PACKAGE_ROOT,
-    // The pool size and young generation the service runs with (systemd unit, npm start): see
-    // docs/performance.md.
+    // The pool size, young generation and malloc threshold the service runs with (systemd unit,
+    // npm start): see docs/performance.md.
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1",
       NODE_OPTIONS: process.env.NODE_OPTIONS ?? "--max-semi-space-size=2",
+      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -145,33 +145,41 @@ export async function measureOverMqtt(
   try {
     const nodeId = `bench-${randomBytes(3).toString("hex")}`;
     const single = bench.phase("daemon", steps.single);
-    const singleFigures = await daemonFigures(
-      bench,
-      broker,
-      `${nodeId}-1`,
-      1,
-      SINGLE_SPECS,
-      async (session, into) => {
-        single.step("online");
-        const common = { session, sizes, prompts, temperature, step: single.step };
-        Object.assign(
-          into,
-          await figuresOrReasons(DAEMON_FIGURES, signal, () => measureDaemonGeneration(common)),
-        );
-        Object.assign(
-          into,
-          await figuresOrReasons(PAIRED_FIGURES, signal, () =>
-            measurePairs({ ...common, engineRun: paired.run }),
-          ),
-        );
-        Object.assign(into, await figuresOrReasons(PREFIX_FIGURES, signal, () => measurePrefixCache(common)));
-        Object.assign(
-          into,
-          await figuresOrReasons(MEMORY_FIGURES, signal, () => measureDaemonMemory(session)),
-        );
-        single.step("memory read");
-      },
-    ).finally(() => paired.dispose());
+    let singleFigures: FigureSet;
+    try {
+      singleFigures = await daemonFigures(
+        bench,
+        broker,
+        `${nodeId}-1`,
+        1,
+        SINGLE_SPECS,
+        async (session, into) => {
+          single.step("online");
+          const common = { session, sizes, prompts, temperature, step: single.step };
+          Object.assign(
+            into,
+            await figuresOrReasons(DAEMON_FIGURES, signal, () => measureDaemonGeneration(common)),
+          );
+          Object.assign(
+            into,
+            await figuresOrReasons(PAIRED_FIGURES, signal, () =>
+              measurePairs({ ...common, engineRun: paired.run }),
+            ),
+          );
+          Object.assign(
+            into,
+            await figuresOrReasons(PREFIX_FIGURES, signal, () => measurePrefixCache(common)),
+          );
+          Object.assign(
+            into,
+            await figuresOrReasons(MEMORY_FIGURES, signal, () => measureDaemonMemory(session)),
+          );
+          single.step("memory read");
+        },
+      );
+    } finally {
+      await paired.dispose();
+    }
     single.finish();
     const restart = bench.phase("restart", steps.restart);
     const restartFigures = await figuresOrReasons(restartFigureSpecs, signal, () =>
