@@ -61,7 +61,7 @@ export function benchSizes(options: { runs: number | undefined; quick: boolean }
     sweepRuns: Math.min(runs, 3),
     parallelLevels: [1, 2, 3, 4],
     parallelTokens: 64,
-    parallelRuns: Math.min(runs, 3),
+    parallelRuns: runs,
     systemPromptTokens: 300,
     prefixRuns: runs,
     prefixMaxTokens: 2,

@@ -1,7 +1,7 @@
 import type { BenchPrompts } from "./bench-prompts.js";
 import type { BenchSizes } from "./bench-sizes.js";
 import type { DaemonSession, OkRun } from "./daemon-session.js";
-import { type FigureSet, type FigureSpec, fromSamples, ratio } from "./figures.js";
+import { type FigureSet, type FigureSpec, fromSamples } from "./figures.js";
 
 export function parallelSpec(level: number): FigureSpec {
   return {
@@ -11,7 +11,7 @@ export function parallelSpec(level: number): FigureSpec {
 }
 
 export function parallelRatioSpec(level: number): FigureSpec {
-  return { label: `aggregate tg ${level} vs 1 request`, unit: "ratio" };
+  return { label: `aggregate tg ${level} vs 1 request (median of rounds)`, unit: "ratio" };
 }
 
 /** About the tokens of prompts.generation(): llama-batched-bench is given prompts of this length. */
@@ -36,7 +36,11 @@ export interface ParallelBenchDeps {
   step: (label: string) => void;
 }
 
-/** Aggregate tg with 1, 2, 4… requests at once against a daemon with that many sequences. */
+/**
+ * Aggregate tg with 1, 2, 3, 4 requests at once against a daemon with that many sequences. The
+ * levels take turns within each round, and each ratio is the median of its rounds' own ratios
+ * (level over one request in the same round): the machine's drift between rounds cancels out.
+ */
 export async function measureParallel(deps: ParallelBenchDeps): Promise<FigureSet> {
   const { session, sizes } = deps;
   const burst = (level: number, round: number, maxTokens: number) =>
@@ -57,21 +61,35 @@ export async function measureParallel(deps: ParallelBenchDeps): Promise<FigureSe
     await burst(widest, -1 - warmup, Math.min(8, sizes.parallelTokens));
     deps.step("warm-up");
   }
-  const figures: FigureSet = {};
-  for (const level of sizes.parallelLevels) {
-    const samples: number[] = [];
-    for (let run = 0; run < sizes.parallelRuns; run++) {
+  const samples = new Map<number, number[]>(sizes.parallelLevels.map((level) => [level, []]));
+  const ratios = new Map<number, number[]>(sizes.parallelLevels.map((level) => [level, []]));
+  for (let run = 0; run < sizes.parallelRuns; run++) {
+    const round = new Map<number, number>();
+    for (const level of sizes.parallelLevels) {
       const rate = aggregateTokensPerSecond(await burst(level, level * 10 + run, sizes.parallelTokens));
-      if (rate !== null) samples.push(rate);
-      deps.step(`${level} at once, run ${run + 1}/${sizes.parallelRuns}`);
+      if (rate !== null) {
+        samples.get(level)!.push(rate);
+        round.set(level, rate);
+      }
+      deps.step(`${level} at once, round ${run + 1}/${sizes.parallelRuns}`);
     }
-    figures[parallelFigureId(level)] = fromSamples(parallelSpec(level), samples, "no tokens came back");
+    const single = round.get(1);
+    for (const [level, rate] of round) if (level > 1 && single) ratios.get(level)!.push(rate / single);
   }
-  const single = figures[parallelFigureId(1)];
+  const figures: FigureSet = {};
+  for (const level of sizes.parallelLevels)
+    figures[parallelFigureId(level)] = fromSamples(
+      parallelSpec(level),
+      samples.get(level)!,
+      "no tokens came back",
+    );
   for (const level of sizes.parallelLevels) {
-    const figure = figures[parallelFigureId(level)];
-    if (level === 1 || !single || !figure) continue;
-    figures[parallelRatioId(level)] = ratio(parallelRatioSpec(level), figure, single);
+    if (level === 1) continue;
+    figures[parallelRatioId(level)] = fromSamples(
+      parallelRatioSpec(level),
+      ratios.get(level)!,
+      "no round measured both this level and one request",
+    );
   }
   return figures;
 }
