@@ -18,6 +18,8 @@ export interface BenchPrompts {
   ppTokens: Token[];
   /** The raw prompt of tg/TTFT run `run` (engine and daemon alike). */
   generation(run: number): string;
+  /** A raw prompt of about `promptTokens` tokens whose first word is run `run`'s own. */
+  ppText(run: number): string;
   /** A ~`systemPromptTokens` system prompt; `variant` changes its first word (an uncached prefix). */
   systemPrompt(variant: string): string;
   /** A system prompt of about `tokens` tokens (one of restartPromptTokens), `variant` as above. */
@@ -47,6 +49,7 @@ export function buildBenchPrompts(
   return {
     ppTokens,
     generation: (run) => `Morning ${run}. The weather in the kitchen today is`,
+    ppText: (run) => `${run}: ${ppText}`,
     systemPrompt: (variant) => `Household ${variant}. You are the house assistant. ${system}`,
     systemPromptOf: (tokens, variant) =>
       `Household ${variant}. You are the house assistant. ${restartSystems.get(tokens) ?? systemOf(tokens)}`,

@@ -24,6 +24,8 @@ export interface BenchSizes {
   /** System prompt lengths of the restart series (cold, after a restart, in memory), and its restarts. */
   restartPromptTokens: number[];
   restartRuns: number;
+  /** Rounds of the prebuilt-vs-native series (a daemon session per binary per round). */
+  binaryRounds: number;
 }
 
 export const DEFAULT_RUNS = 5;
@@ -49,6 +51,7 @@ export function benchSizes(options: { runs: number | undefined; quick: boolean }
       prefixMaxTokens: 2,
       restartPromptTokens: [300, 1000],
       restartRuns: 1,
+      binaryRounds: 1,
     };
   }
   return {
@@ -67,5 +70,6 @@ export function benchSizes(options: { runs: number | undefined; quick: boolean }
     prefixMaxTokens: 2,
     restartPromptTokens: [300, 1000],
     restartRuns: Math.min(runs, 3),
+    binaryRounds: Math.min(runs, 3),
   };
 }

@@ -23,6 +23,7 @@ const SECTION_ORDER = [
   "prefix.",
   "restart.",
   "memory.",
+  "binary.",
   "ceiling.",
   "anchor.",
 ];

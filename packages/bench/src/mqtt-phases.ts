@@ -5,6 +5,7 @@ import { BENCH_CONTEXT_SIZE, type BenchContext } from "./bench-context.js";
 import type { BenchPrompts } from "./bench-prompts.js";
 import type { BenchReport } from "./bench-report.js";
 import type { BenchSizes } from "./bench-sizes.js";
+import { binarySpecs, binarySteps, measureBinaries } from "./binary-bench.js";
 import {
   DAEMON_FIGURES,
   MEMORY_FIGURES,
@@ -46,8 +47,14 @@ function restartSpecsWithRatios(tokens: readonly number[]): Record<string, Figur
   return specs;
 }
 
-export function mqttSteps(sizes: BenchSizes): { single: number; restart: number; parallel: number } {
+export function mqttSteps(sizes: BenchSizes): {
+  single: number;
+  restart: number;
+  parallel: number;
+  binary: number;
+} {
   return {
+    binary: binarySteps(sizes),
     single: 1 + 2 * (sizes.warmups + sizes.runs) + 2 * sizes.prefixRuns + 1 + 1,
     restart: restartSteps(sizes),
     parallel: 1 + sizes.warmups + sizes.parallelLevels.length * sizes.parallelRuns,
@@ -56,7 +63,7 @@ export function mqttSteps(sizes: BenchSizes): { single: number; restart: number;
 
 /** Configured runtime settings the daemon must share with the engine; "auto" ones it plans alike. */
 export function configuredRuntimeFlags(runtime: RuntimeConfig): string[] {
-  const flags = ["--runtime.gpu", runtime.gpu];
+  const flags = ["--runtime.gpu", runtime.gpu, "--runtime.nativeBuild", runtime.nativeBuild];
   const keys = ["gpuLayers", "batchSize", "useMmap", "memoryReserveMiB"] as const;
   for (const key of keys) {
     if (runtime[key] !== "auto") flags.push(`--runtime.${key}`, String(runtime[key]));
@@ -138,7 +145,10 @@ export async function measureOverMqtt(
     await paired.dispose();
     const reason = `no MQTT broker: ${(err as Error).message}`;
     return {
-      figures: allMissing({ ...SINGLE_SPECS, ...restartFigureSpecs, ...parallelFigureSpecs }, reason),
+      figures: allMissing(
+        { ...SINGLE_SPECS, ...restartFigureSpecs, ...parallelFigureSpecs, ...binarySpecs() },
+        reason,
+      ),
       broker: null,
     };
   }
@@ -209,8 +219,19 @@ export async function measureOverMqtt(
       },
     );
     parallel.finish();
+    const binary = bench.phase("binary", steps.binary);
+    const binaryFigures = await figuresOrReasons(binarySpecs(), signal, () =>
+      measureBinaries({
+        sizes,
+        prompts,
+        temperature,
+        step: binary.step,
+        withDaemon: (flags, use) => runBenchDaemon(bench, broker, `${nodeId}-b`, widest, flags, use),
+      }),
+    );
+    binary.finish();
     return {
-      figures: { ...singleFigures, ...restartFigures, ...parallelFigures },
+      figures: { ...singleFigures, ...restartFigures, ...parallelFigures, ...binaryFigures },
       broker: { kind: broker.kind, tcpNoDelay: broker.tcpNoDelay },
     };
   } finally {

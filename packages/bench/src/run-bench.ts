@@ -102,7 +102,7 @@ export async function runBench(deps: RunBenchDeps): Promise<BenchReport> {
   const progress = createBenchProgress({
     interactive: deps.interactive,
     logger: deps.logger,
-    total: inProcessSteps(sizes, candidates) + mqtt.single + mqtt.restart + mqtt.parallel + 1,
+    total: inProcessSteps(sizes, candidates) + mqtt.single + mqtt.restart + mqtt.parallel + mqtt.binary + 1,
   });
   const bench: BenchContext = {
     runtime,

@@ -1,5 +1,6 @@
 import { loadConfig } from "tinyllama-edge/config/load-config.js";
 import { createLogger } from "tinyllama-edge/logging/logger.js";
+import { nativeBuild } from "tinyllama-edge/runtime/native-build.js";
 import { describe, expect, it } from "vitest";
 import { TEST_MODEL_CACHE } from "../../../../test/helpers/models.js";
 import { formatBenchTable } from "../../src/bench-table.js";
@@ -51,6 +52,14 @@ const ANCHOR = [
   ...[2, 3, 4].flatMap((n) => [`anchor.batchedRatio${n}`, `parallel.vsLlama${n}`]),
 ];
 
+/** Prebuilt against native: measured where `tinyllama-edge build` has made a native build. */
+const BINARY = [
+  ...["prebuilt", "native"].flatMap((binary) =>
+    ["pp", "tg", "parallel4"].map((measure) => `binary.${binary}.${measure}`),
+  ),
+  ...["pp", "tg", "parallel4"].map((measure) => `binary.ratio.${measure}`),
+];
+
 describe("bench (quick, tiny synthetic model, built daemon)", () => {
   it("measures every figure or says why not, and judges every goal", { timeout: 240_000 }, async () => {
     const { config } = loadConfig({ argv: [], env: {}, defaultConfigPath: "/nonexistent/config.json" });
@@ -87,6 +96,10 @@ describe("bench (quick, tiny synthetic model, built daemon)", () => {
     for (const id of measuredHere) expect(report.figures[id]?.value, id).not.toBeNull();
     for (const id of ANCHOR)
       expect(report.figures[id]).toMatchObject({ value: null, reason: expect.any(String) });
+    for (const id of BINARY) {
+      if (nativeBuild().complete) expect(report.figures[id]?.value, id).not.toBeNull();
+      else expect(report.figures[id]?.reason, id).toMatch(/tinyllama-edge build/);
+    }
     const threadIds = Object.keys(report.figures).filter((id) => id.startsWith("threads."));
     expect(threadIds).toContain(`threads.${report.threads}`);
 
