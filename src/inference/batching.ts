@@ -28,22 +28,34 @@ export interface FullBatchOptions {
 export function createFullBatchStrategy(options: FullBatchOptions): CustomBatchingPrioritizationStrategy {
   const maxHolds = options.maxHolds ?? 200;
   let holds = 0;
-  let lastBatchItems = 0;
+  // The sequences of the last two batches (their ids, or their places when ids are unknown).
+  let recent: number[][] = [];
   return ({ items, size }) => {
-    // Stragglers are sequences of the last batch still running; one that has not decoded yet may be
-    // waiting for the context lock this loop holds (to trim its cache), and waiting for it would
-    // only keep the lock longer.
-    const expected = Math.min(options.activeSequences(), lastBatchItems);
+    // Stragglers are running sequences that decoded in the last two batches. Two, not one: prompts
+    // that started apart (a reused sequence's short rest alone, new sequences' prompts together) end
+    // in different batches, and waiting only for the last one's count would leave one sequence out
+    // of every other batch for good. One that has not decoded yet may be waiting for the context
+    // lock this loop holds (to trim its cache), and waiting for it would only keep the lock longer.
+    const expected = Math.min(options.activeSequences(), new Set(recent.flat()).size);
     if (items.length > 0 && items.length < expected && holds < maxHolds) {
       holds++;
       return [];
     }
     holds = 0;
     const batch = fillBatch(items, size);
-    if (batch.length > 0) lastBatchItems = batch.length;
     const ids = options.sequenceIdsOf?.(items);
+    if (batch.length > 0) recent = [...recent.slice(-1), idsOf(batch, items, ids)];
     return ids ? inSequenceOrder(batch, items, ids) : batch;
   };
+}
+
+function idsOf(
+  batch: readonly PrioritizedBatchItem[],
+  items: readonly BatchItem[],
+  ids: readonly number[] | null | undefined,
+): number[] {
+  if (!ids) return batch.map((_, place) => place);
+  return batch.map((entry) => ids[items.indexOf(entry.item)] ?? -1);
 }
 
 /** Every item's tokens, as far as the batch has room (prompts may be split across batches). */

@@ -30,8 +30,31 @@ describe("full-batch strategy", () => {
     expect(strategy({ items: two, size: 512 })).toHaveLength(2);
     const results = Array.from({ length: 4 }, () => strategy({ items: two.slice(0, 1), size: 512 }).length);
     expect(results).toEqual([0, 0, 0, 1]);
-    // The last batch had one sequence: the next decode of one goes at once.
+    // The last two batches had two sequences between them: one more wait, then one goes at once.
+    const next = Array.from({ length: 4 }, () => strategy({ items: two.slice(0, 1), size: 512 }).length);
+    expect(next).toEqual([0, 0, 0, 1]);
     expect(strategy({ items: two.slice(0, 1), size: 512 })).toHaveLength(1);
+  });
+
+  it("waits for every sequence of the last two batches: prompts that started apart join one rotation", () => {
+    // A request reusing sequence 0 decoded its short prompt alone, three new ones theirs together;
+    // the next step must wait for all four, or one of them misses every other batch for good
+    // (seen: batches alternating {0,1,2} and {0,1,3}, 47 instead of 61 tokens/s).
+    const [zero, one, two, three] = [item(1), item(16), item(16), item(16)];
+    const ids = new Map([
+      [zero, 0],
+      [one, 1],
+      [two, 2],
+      [three, 3],
+    ]);
+    const strategy = createFullBatchStrategy({
+      activeSequences: () => 4,
+      sequenceIdsOf: (items) => items.map((i) => ids.get(i) ?? 0),
+    });
+    expect(strategy({ items: [zero], size: 512 })).toHaveLength(1);
+    expect(strategy({ items: [one, two, three], size: 512 })).toHaveLength(3);
+    expect(strategy({ items: [zero, one, two], size: 512 })).toEqual([]);
+    expect(strategy({ items: [zero, one, two, three], size: 512 })).toHaveLength(4);
   });
 
   it("puts generation steps before prompts and splits a prompt at the batch size", () => {
