@@ -18,7 +18,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     load: async () => (await import("./cli/ask.js")).ask,
   },
   build: {
-    summary: "compile llama.cpp for this CPU (faster than the prebuilt binary)",
+    summary: "compile llama.cpp for this CPU (for one the prebuilt binaries are not tuned for)",
     load: async () => (await import("./cli/build.js")).build,
   },
   forget: {
