@@ -140,7 +140,7 @@ async function defaultModelPath() {
   return ensureSyntheticModel(join(ROOT, ".cache", "test-models"), "tiny", "q8_0");
 }
 
-function startDaemon(options, brokerUrl, modelPath) {
+function startDaemon(options, brokerUrl, modelPath, env) {
   const child = spawn(
     process.execPath,
     [
@@ -170,15 +170,7 @@ function startDaemon(options, brokerUrl, modelPath) {
     ],
     {
       cwd: ROOT,
-      // As the service runs (systemd unit, npm start): one libuv pool thread, a 2 MB young
-      // generation, a fixed malloc mmap threshold.
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        UV_THREADPOOL_SIZE: "1",
-        NODE_OPTIONS: "--max-semi-space-size=2",
-        MALLOC_MMAP_THRESHOLD_: "131072",
-      },
+      env,
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -272,10 +264,13 @@ async function main() {
     });
     await client.subscribeAsync([status, `${responsePrefix}+`], { qos: 1 });
 
+    // As the service runs: one libuv pool thread, a 2 MB young generation, a fixed mmap threshold.
+    const { serviceEnvironment } = await import("../packages/bench/dist/daemon-child.js");
     const daemon = startDaemon(
       { ...options, protocolVersion: broker.protocolVersion },
       broker.url,
       modelPath,
+      serviceEnvironment(),
     );
     cleanups.push(async () => {
       if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) return;

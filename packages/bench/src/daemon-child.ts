@@ -82,20 +82,27 @@ export function summarizeDaemonLog(lines: readonly string[]): string {
   return lines.slice(-3).join(" | ") || "no output";
 }
 
-/** Runs `node dist/main.js start …` with only PATH and HOME from the environment, like a service. */
+/**
+ * The environment the service runs with (systemd unit, installed CLI, npm start): one libuv pool
+ * thread, a 2 MB young generation and a fixed malloc mmap threshold (docs/performance.md), each
+ * unless `env` sets it, and only PATH and HOME besides.
+ */
+export function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return {
+    PATH: env.PATH,
+    HOME: env.HOME,
+    UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? "1",
+    NODE_OPTIONS: env.NODE_OPTIONS ?? "--max-semi-space-size=2",
+    MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? "131072",
+  };
+}
+
+/** Runs `node dist/main.js start …` in the service's environment (serviceEnvironment). */
 export function startDaemonChild(options: DaemonChildOptions): DaemonChild {
   if (!existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run npm run build`);
   const child: ChildProcess = spawn(process.execPath, daemonArgs(options), {
     cwd: PACKAGE_ROOT,
-    // The pool size, young generation and malloc threshold the service runs with (systemd unit,
-    // npm start): see docs/performance.md.
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "1",
-      NODE_OPTIONS: process.env.NODE_OPTIONS ?? "--max-semi-space-size=2",
-      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072",
-    },
+    env: serviceEnvironment(),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
