@@ -44,18 +44,10 @@ export function createFullBatchStrategy(options: FullBatchOptions): CustomBatchi
     holds = 0;
     const batch = fillBatch(items, size);
     const ids = options.sequenceIdsOf?.(items);
-    if (batch.length > 0) recent = [...recent.slice(-1), idsOf(batch, items, ids)];
-    return ids ? inSequenceOrder(batch, items, ids) : batch;
+    const idOf = ids ? new Map(items.map((item, index) => [item, ids[index] ?? 0])) : null;
+    if (batch.length > 0) recent = [...recent.slice(-1), batch.map((p, place) => idOf?.get(p.item) ?? place)];
+    return idOf ? batch.sort((a, b) => (idOf.get(a.item) ?? 0) - (idOf.get(b.item) ?? 0)) : batch;
   };
-}
-
-function idsOf(
-  batch: readonly PrioritizedBatchItem[],
-  items: readonly BatchItem[],
-  ids: readonly number[] | null | undefined,
-): number[] {
-  if (!ids) return batch.map((_, place) => place);
-  return batch.map((entry) => ids[items.indexOf(entry.item)] ?? -1);
 }
 
 /** Every item's tokens, as far as the batch has room (prompts may be split across batches). */
@@ -71,13 +63,4 @@ function fillBatch(items: readonly BatchItem[], size: number): PrioritizedBatchI
     left -= processAmount;
   }
   return prioritized;
-}
-
-function inSequenceOrder(
-  batch: PrioritizedBatchItem[],
-  items: readonly BatchItem[],
-  ids: readonly number[],
-): PrioritizedBatchItem[] {
-  const idOf = new Map(items.map((item, index) => [item, ids[index] ?? 0]));
-  return batch.sort((a, b) => (idOf.get(a.item) ?? 0) - (idOf.get(b.item) ?? 0));
 }
