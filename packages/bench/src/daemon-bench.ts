@@ -40,21 +40,33 @@ export function clientTokensPerSecond(run: OkRun): number | null {
   return rateOf(run.final.usage.completion_tokens, run.chunkTimes[0], run.chunkTimes.at(-1));
 }
 
+/** Raw tg request of run `run`: the prompt, length and sampling the engine's run `run` has. */
+export function tgRequest(
+  deps: {
+    sizes: Pick<BenchSizes, "generateTokens" | "warmups">;
+    prompts: Pick<BenchPrompts, "generation">;
+    temperature: number;
+  },
+  run: number,
+): Record<string, unknown> {
+  return {
+    prompt: deps.prompts.generation(run),
+    raw: true,
+    stream: true,
+    max_tokens: deps.sizes.generateTokens,
+    temperature: deps.temperature,
+    seed: run + deps.sizes.warmups,
+  };
+}
+
 /** tg and time to first token over MQTT, with the raw prompts and sampling the engine had. */
 export async function measureDaemonGeneration(deps: DaemonBenchDeps): Promise<FigureSet> {
-  const { session, sizes, prompts } = deps;
+  const { session, sizes } = deps;
   const tg: number[] = [];
   const reported: number[] = [];
   const ttft: number[] = [];
   for (let run = -sizes.warmups; run < sizes.runs; run++) {
-    const result = await session.request({
-      prompt: prompts.generation(run),
-      raw: true,
-      stream: true,
-      max_tokens: sizes.generateTokens,
-      temperature: deps.temperature,
-      seed: run + sizes.warmups,
-    });
+    const result = await session.request(tgRequest(deps, run));
     if (run >= 0) {
       const rate = clientTokensPerSecond(result);
       if (rate !== null) tg.push(rate);

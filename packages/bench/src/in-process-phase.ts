@@ -50,7 +50,7 @@ export async function measureInProcess(
       measureThreadSweep({ ...common, candidates, sizes, prompts, step: sweepPhase.step }),
     );
     sweepPhase.finish();
-    llama.maxThreads = plan.threads;
+    // Its context sets llama.maxThreads back to the plan's threads after the sweep.
     const loaded = model;
     const engineRuns = await openPairedEngine(
       { ...common, threads: plan.threads },

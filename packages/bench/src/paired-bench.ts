@@ -1,6 +1,6 @@
 import type { BenchPrompts } from "./bench-prompts.js";
 import type { BenchSizes } from "./bench-sizes.js";
-import { clientTokensPerSecond } from "./daemon-bench.js";
+import { clientTokensPerSecond, tgRequest } from "./daemon-bench.js";
 import type { DaemonSession } from "./daemon-session.js";
 import { type EngineBenchDeps, openBenchContext } from "./engine-bench.js";
 import { type FigureSet, fromSamples, spreadOf } from "./figures.js";
@@ -66,16 +66,7 @@ export async function measurePairs(deps: PairedBenchDeps): Promise<FigureSet> {
   const ratios: number[] = [];
   for (let run = -sizes.warmups; run < sizes.runs; run++) {
     const engine = await deps.engineRun(run);
-    const daemon = clientTokensPerSecond(
-      await session.request({
-        prompt: deps.prompts.generation(run),
-        raw: true,
-        stream: true,
-        max_tokens: sizes.generateTokens,
-        temperature: deps.temperature,
-        seed: run + sizes.warmups,
-      }),
-    );
+    const daemon = clientTokensPerSecond(await session.request(tgRequest(deps, run)));
     if (run >= 0 && engine !== null && daemon !== null) ratios.push(daemon / engine);
     deps.step(run < 0 ? "pair warm-up" : `pair ${run + 1}/${sizes.runs}`);
   }
