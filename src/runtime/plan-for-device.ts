@@ -1,4 +1,5 @@
 import type { AppConfig } from "../config/app-config.js";
+import { EdgeError } from "../errors.js";
 import { type DetectHardwareDeps, detectHardware } from "../hardware/detect-hardware.js";
 import type { HardwareProfile } from "../hardware/hardware-profile.js";
 import { planRuntime, type RuntimePlan } from "../hardware/plan-runtime.js";
@@ -25,7 +26,7 @@ export async function planForDevice(
   env: NodeJS.ProcessEnv,
 ): Promise<DevicePlan> {
   const hardware = await detectHardware(detection);
-  const header = config.model.path ? await checkGgufHeader(config.model.path) : undefined;
+  const header = config.model.path ? await checkConfiguredModel(config.model.path) : undefined;
   const request = planRequestFromConfig(
     config.runtime,
     header ? customModelFacts(config.model.path, header) : undefined,
@@ -33,4 +34,18 @@ export async function planForDevice(
   const plan = planRuntime(hardware, request);
   const modelFile = locateModelFile(config.model, plan.modelUri ?? "", env);
   return { hardware, plan, header, modelFile };
+}
+
+/** The header of the file `model.path` names; a file that is not a usable GGUF is refused with the fix. */
+async function checkConfiguredModel(path: string): Promise<ModelHeaderFacts> {
+  try {
+    return await checkGgufHeader(path);
+  } catch (err) {
+    if (!(err instanceof EdgeError)) throw err;
+    throw new EdgeError(
+      err.code,
+      `${err.message} (point model.path at a GGUF file, or leave it unset to download the model this device's plan picks)`,
+      { cause: err.cause, details: err.details },
+    );
+  }
 }

@@ -156,7 +156,12 @@ describe("model mistakes at start", () => {
     );
 
   it("a model file that does not exist", async () => {
-    expectExplained(await start(["--model.path", path.join(work, "missing.gguf")]), 2, /missing\.gguf/);
+    expectExplained(
+      await start(["--model.path", path.join(work, "missing.gguf")]),
+      2,
+      /missing\.gguf/,
+      /point model\.path at a GGUF file, or leave it unset/,
+    );
   });
 
   it("a file that is not a GGUF", async () => {
